@@ -1,0 +1,1 @@
+"""cloudsshspawner: notebooks on remote hosts over SSH tunnels (not implemented yet)."""

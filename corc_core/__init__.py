@@ -1,0 +1,1 @@
+"""corc_core: async cloud orchestration core (not implemented yet)."""

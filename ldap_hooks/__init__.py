@@ -1,0 +1,1 @@
+"""ldap_hooks: POSIX accounts in LDAP at spawn time (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""multiplespawner: spawner that orders hardware through corc_core (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""notebook_parameterizer: parameterize notebooks without a parameters tag (not implemented yet)."""

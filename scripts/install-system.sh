@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the system programs gridhub's demo and tests run for real: nginx (front proxy), Chromium and
+# its driver (spawn-page tests), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
+# Idempotent: whatever is already there is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(nginx chromium chromium-driver)
+declare -A PROVIDES=([nginx]=/usr/sbin/nginx [chromium]=/usr/bin/chromium [chromium-driver]=/usr/bin/chromedriver)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    [ -x "${PROVIDES[$pkg]}" ] || missing+=("$pkg")
+done
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "install: apt-get install ${missing[*]}"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+CHP_DIR=.venv/chp
+if [ ! -x "$CHP_DIR/node_modules/.bin/configurable-http-proxy" ]; then
+    echo "install: npm configurable-http-proxy"
+    npm install --silent --no-audit --no-fund --prefix "$CHP_DIR" configurable-http-proxy@^5
+fi
+ln -sf "../chp/node_modules/.bin/configurable-http-proxy" .venv/bin/configurable-http-proxy
