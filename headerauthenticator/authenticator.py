@@ -235,9 +235,9 @@ class HeaderAuthenticator(Authenticator):
         if self.manage_groups:
             model["groups"] = self._groups(auth_state.get(self.groups_key))
         # Keep what the user posted to /set-user-data: a new login replaces the header values only.
-        user = handler.find_user(self.normalize_username(model["name"]))
-        if user is not None and self.enable_auth_state:
-            previous = await user.get_auth_state() or {}
+        if self.enable_auth_state:
+            user = handler.find_user(self.normalize_username(model["name"]))
+            previous = (await user.get_auth_state() if user is not None else None) or {}
             if USER_DATA_KEY in previous:
                 auth_state[USER_DATA_KEY] = previous[USER_DATA_KEY]
         return model

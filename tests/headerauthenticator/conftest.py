@@ -21,8 +21,9 @@ c.Authenticator.admin_users = {"carol"}
 c.JupyterHub.default_url = "/hub/home"
 c.HeaderAuthenticator.enable_auth_state = True
 c.HeaderAuthenticator.allowed_headers = {
-    "auth": "Remote-User", "auth_data": "Auth-Data", "mail": "Mail",
+    "auth": "Remote-User", "auth_data": "Auth-Data", "mail": "Mail", "groups": "Groups",
 }
+c.HeaderAuthenticator.manage_groups = True
 c.HeaderAuthenticator.header_parser_classes = {"auth_data": JSONParser}
 c.HeaderAuthenticator.spawner_shared_headers = ["auth_data", "mail"]
 c.HeaderAuthenticator.user_external_allow_attributes = ["PersonalDistinguishedName", "quota"]
@@ -44,6 +45,7 @@ def basic_auth_front(hub: Hub, extra: str = "") -> str:
         proxy_set_header Remote-User $remote_user;
         proxy_set_header Auth-Data $http_x_portal_auth_data;
         proxy_set_header Mail $http_x_portal_mail;
+        proxy_set_header Groups $http_x_portal_groups;
         {extra}
         {proxy_headers(hub.url)}
     }}

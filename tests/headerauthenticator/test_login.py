@@ -62,3 +62,13 @@ def test_over_long_header_is_refused_with_400(fronted: FrontedHub) -> None:
     response = client.get("/hub/login", headers={"X-Portal-Mail": "m" * 2000})
     assert response.status_code == 400
     assert "Mail header is longer than 1024 characters" in response.text
+
+
+def test_groups_header_manages_group_membership(fronted: FrontedHub) -> None:
+    fronted.login("alice", **{"X-Portal-Groups": "course-a, course-b"})
+    assert sorted(fronted.hub.api().get("/users/alice").json()["groups"]) == [
+        "course-a",
+        "course-b",
+    ]
+    fronted.login("alice", **{"X-Portal-Groups": "course-b"})
+    assert fronted.hub.api().get("/users/alice").json()["groups"] == ["course-b"]

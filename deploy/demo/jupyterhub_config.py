@@ -1,0 +1,36 @@
+"""The demo hub: HeaderAuthenticator behind nginx, notebooks as local processes.
+
+`make demo` runs it through deploy/demo/run.py, which sets the GRIDHUB_DEMO_* variables below.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
+state = Path(os.environ["GRIDHUB_DEMO_DIR"])
+
+# The hub's proxy listens on loopback only; people come in through nginx on 127.0.0.1:8000.
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(os.environ["GRIDHUB_DEMO_HUB_PORT"])
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
+c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['GRIDHUB_DEMO_PROXY_API_PORT']}"
+c.JupyterHub.default_url = "/hub/home"
+
+# nginx authenticates with HTTP basic auth and forwards the user name in Remote-User.
+c.JupyterHub.authenticator_class = "header"
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {"demo"}
+c.HeaderAuthenticator.enable_auth_state = True
+c.HeaderAuthenticator.trusted_proxy_ips = ["127.0.0.1"]
+
+# Notebooks run as local processes of the hub's user, in a directory per user.
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = str(state / "home" / "{username}")
+c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+c.Spawner.default_url = "/lab"
+if os.geteuid() == 0:
+    c.Spawner.args = ["--allow-root"]
