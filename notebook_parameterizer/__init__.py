@@ -1,1 +1,6 @@
-"""notebook_parameterizer: parameterize notebooks without a parameters tag (not implemented yet)."""
+"""notebook_parameterizer: parameterize notebooks without a ``parameters`` tag, then run them."""
+
+from .errors import ParameterizeError
+from .notebook import Replacement, Report, parameterize
+
+__all__ = ["ParameterizeError", "Replacement", "Report", "parameterize"]
