@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system programs gridhub's demo and tests run for real: nginx (front proxy), Chromium and
-# its driver (spawn-page tests), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
+# its driver (spawn-page tests), OpenLDAP (ldap_hooks tests), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
 # Idempotent: whatever is already there is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(nginx chromium chromium-driver)
-declare -A PROVIDES=([nginx]=/usr/sbin/nginx [chromium]=/usr/bin/chromium [chromium-driver]=/usr/bin/chromedriver)
+DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils)
+declare -A PROVIDES=(
+    [nginx]=/usr/sbin/nginx
+    [chromium]=/usr/bin/chromium
+    [chromium-driver]=/usr/bin/chromedriver
+    [slapd]=/usr/sbin/slapd
+    [ldap-utils]=/usr/bin/ldapsearch
+)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -19,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "install: apt-get install ${missing[*]}"
     $SUDO apt-get update -q
+    # slapd: install only; the tests run their own throwaway servers.
+    echo 'slapd slapd/no_configuration boolean true' | $SUDO debconf-set-selections
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

@@ -118,3 +118,32 @@ class Hub:
             timeout=kwargs.pop("timeout", 30),
             **kwargs,
         )
+
+
+def spawn(hub: Hub, user: str, timeout: float = 90) -> tuple[bool, str]:
+    """Start ``user``'s server through the REST API; (True, "") when ready, else (False, message).
+
+    The message is the one the spawn page shows (the progress stream's failure event).
+    """
+    import json
+    import time
+    from urllib.parse import quote
+
+    api = hub.api()
+    user = quote(user, safe="")
+    response = api.post(f"/users/{user}/server")
+    if response.status_code >= 400:
+        return False, response.json().get("message", response.text)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with api.stream("GET", f"/users/{user}/server/progress", timeout=timeout) as events:
+            for line in events.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("ready"):
+                    return True, ""
+                if event.get("failed"):
+                    return False, event.get("message", "")
+        time.sleep(0.2)
+    raise TimeoutError(f"{user}'s server was neither ready nor failed after {timeout} s")

@@ -1,0 +1,110 @@
+"""A throwaway slapd, and hubs configured as in thesis listing 7 against it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import ldap3
+import pytest
+
+from tests.harness.slapd import Slapd
+
+LIGHT_SERVER = Path(__file__).resolve().parents[1] / "harness" / "light_server.py"
+
+
+def listing_7(url: str, password: str, extra: str = "") -> str:
+    """Thesis listing 7 (with our authenticator), pointed at the test's slapd."""
+    return f"""
+from ldap_hooks import setup_ldap_entry_hook
+from ldap_hooks import (
+    LDAP,
+    LDAP_SEARCH_ATTRIBUTE_QUERY,
+    SPAWNER_SUBMIT_DATA,
+    INCREMENT_ATTRIBUTE,
+    LDAP_FIRST_SEARCH_ATTRIBUTE_QUERY,
+)
+c.Spawner.pre_spawn_hook = setup_ldap_entry_hook
+c.JupyterHub.authenticator_class = "header"
+c.Authenticator.allow_all = True
+c.JupyterHub.default_url = "/hub/home"
+c.HeaderAuthenticator.enable_auth_state = True
+c.HeaderAuthenticator.allowed_headers = {{"auth": "Remote-User", "CERT": "Cert-DN"}}
+c.HeaderAuthenticator.user_external_allow_attributes = ["User", "CERT"]
+
+LDAP.url = {url!r}
+LDAP.user = "cn=admin,dc=migrid,dc=org"
+LDAP.password = {password!r}
+LDAP.base_dn = "dc=migrid,dc=org"
+LDAP.submit_spawner_attribute = "user.data"
+LDAP.submit_spawner_attribute_keys = ("User", "CERT")
+LDAP.replace_object_with = {{"/": "+"}}
+LDAP.dynamic_attributes = {{
+    "uid": LDAP_FIRST_SEARCH_ATTRIBUTE_QUERY,
+    "emailAddress": SPAWNER_SUBMIT_DATA,
+    "uidNumber": LDAP_SEARCH_ATTRIBUTE_QUERY,
+}}
+LDAP.set_spawner_attributes = {{
+    "environment": {{"NB_USER": "{{uid}}", "NB_UID": "{{uidNumber}}"}},
+}}
+LDAP.unique_object_attributes = ["uid"]
+LDAP.search_attribute_queries = [
+    {{
+        "search_base": LDAP.base_dn,
+        "search_filter": "(objectclass=X-nextUserIdentifier)",
+        "attributes": ["uidNumber"],
+    }}
+]
+modify_dn = "cn=uidNext" + "," + LDAP.base_dn
+LDAP.search_result_operations = {{
+    "uidNumber": {{"action": INCREMENT_ATTRIBUTE, "modify_dn": modify_dn}}
+}}
+LDAP.object_classes = ["X-certsDistinguishedName", "PosixAccount"]
+LDAP.object_attributes = {{
+    "uid": "{{uid}}",
+    "uidNumber": "{{uidNumber}}",
+    "gidNumber": "100",
+    "homeDirectory": "/home/{{uid}}",
+}}
+{extra}
+"""
+
+
+LIGHT_SPAWNER = (
+    f"c.Spawner.cmd = [{sys.executable!r}, {str(LIGHT_SERVER)!r}]\nc.Spawner.args = []\n"
+)
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Slapd]:
+    server = Slapd(tmp_path / "slapd")
+    server.start()
+    yield server
+    server.stop()
+
+
+def admin(slapd: Slapd) -> ldap3.Connection:
+    server = ldap3.Server(slapd.url, get_info=ldap3.NONE)  # raw values: always lists of str
+    return ldap3.Connection(server, slapd.rootdn, slapd.password, auto_bind=True)
+
+
+def posix_accounts(slapd: Slapd) -> dict[str, dict]:
+    """uid -> attributes of every posixAccount entry."""
+    conn = admin(slapd)
+    conn.search(slapd.suffix, "(objectClass=posixAccount)", attributes=["*"])
+    accounts = {}
+    for entry in conn.response:
+        attrs = {k: v if isinstance(v, list) else [v] for k, v in entry["attributes"].items()}
+        attrs["dn"] = entry["dn"]
+        accounts[str(attrs["uid"][0])] = attrs
+    conn.unbind()
+    return accounts
+
+
+def counter(slapd: Slapd) -> int:
+    conn = admin(slapd)
+    conn.search(f"cn=uidNext,{slapd.suffix}", "(objectClass=*)", "BASE", attributes=["uidNumber"])
+    value = int(conn.response[0]["attributes"]["uidNumber"][0])
+    conn.unbind()
+    return value
