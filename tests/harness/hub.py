@@ -120,10 +120,13 @@ class Hub:
         )
 
 
-def spawn(hub: Hub, user: str, timeout: float = 90) -> tuple[bool, str]:
+def spawn(
+    hub: Hub, user: str, timeout: float = 90, events: list[str] | None = None
+) -> tuple[bool, str]:
     """Start ``user``'s server through the REST API; (True, "") when ready, else (False, message).
 
-    The message is the one the spawn page shows (the progress stream's failure event).
+    The message is the one the spawn page shows (the progress stream's failure event); the
+    progress messages the page shows on the way are appended to ``events``.
     """
     import json
     import time
@@ -136,11 +139,13 @@ def spawn(hub: Hub, user: str, timeout: float = 90) -> tuple[bool, str]:
         return False, response.json().get("message", response.text)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with api.stream("GET", f"/users/{user}/server/progress", timeout=timeout) as events:
-            for line in events.iter_lines():
+        with api.stream("GET", f"/users/{user}/server/progress", timeout=timeout) as stream:
+            for line in stream.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 event = json.loads(line[5:])
+                if events is not None and event.get("message"):
+                    events.append(event["message"])
                 if event.get("ready"):
                     return True, ""
                 if event.get("failed"):

@@ -1,0 +1,137 @@
+"""Spawning on a remote host: reachable only through the tunnels, and nothing secret exposed."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, status
+from tests.harness.hub import spawn
+
+
+def notebook_pid(remote: Remote) -> int:
+    pids = remote.host.run("pgrep -f [j]upyterhub-singleuser || true").split()
+    assert len(pids) == 1, pids
+    return int(pids[0])
+
+
+def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub_factory):
+    hub = hub_factory(cloudssh_config(remote))
+    login(hub, "alice")
+    events: list[str] = []
+    ok, message = spawn(hub, "alice", events=events)
+    assert ok, message
+    response = status(hub, "alice")
+    assert response.status_code == 200, response.text
+    assert "started" in response.json()
+    host = remote.host.address
+    for expected in (
+        f"Connecting to {host}",
+        f"Starting the notebook server on {host}",
+        f"Waiting for the notebook server on {host}",
+    ):
+        assert any(event.startswith(expected) for event in events), events
+
+    # The notebook's activity reports reach the hub through the reverse forward.
+    deadline = time.monotonic() + 20
+    while "POST /hub/api/users/alice/activity" not in hub.log():
+        assert time.monotonic() < deadline, "no activity from the notebook"
+        time.sleep(0.5)
+
+    # The notebook listens on the remote host's loopback only.
+    pid = notebook_pid(remote)
+    listening = remote.host.run(f"ss -ltnpH | grep 'pid={pid},' || true")
+    assert listening.strip(), "the notebook listens nowhere"
+    for line in listening.splitlines():
+        assert line.split()[3].startswith("127.0.0.1:"), line
+    port = int(listening.split()[3].rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        assert probe.connect_ex((remote.host.address, port)) != 0
+
+    # The API token is on no command line, on either side.
+    token = remote.host.run(f"tr '\\0' '\\n' < /proc/{pid}/environ | grep ^JUPYTERHUB_API_TOKEN=")
+    token = token.strip().split("=", 1)[1]
+    assert len(token) >= 32
+    everything = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert token not in everything
+    assert token not in remote.host.run("ps -eo args")
+    # ... and its files are private.
+    mode = remote.host.run("stat -c %a ~/.gridhub/servers/alice-default").strip()
+    assert mode == "700"
+
+    # Stopping ends the remote process and closes the local forward.
+    server = hub.api().get("/users/alice").json()["servers"][""]
+    local_port = int(server["url"].split(":")[-1].split("/")[0]) if "://" in server["url"] else None
+    assert hub.api().delete("/users/alice/server").status_code in (202, 204)
+    deadline = time.monotonic() + 20
+    while remote.host.run("pgrep -f [j]upyterhub-singleuser || true").strip():
+        assert time.monotonic() < deadline, "the notebook is still running"
+        time.sleep(0.3)
+    assert remote.host.run("ls ~/.gridhub/servers/ 2>/dev/null || true").strip() == ""
+    if local_port:
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", local_port)) != 0
+
+
+def test_a_changed_host_key_fails_the_spawn_clearly(remote, hub_factory, tmp_path):
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    public = " ".join((tmp_path / "other_key.pub").read_text().split()[:2])
+    remote.known_hosts.write_text(f"{remote.host.address} {public}\n")
+    hub = hub_factory(cloudssh_config(remote))
+    login(hub, "alice")
+    ok, message = spawn(hub, "alice")
+    assert not ok
+    assert "does not match the expected key" in message
+    assert remote.host.run("pgrep -f [j]upyterhub-singleuser || true").strip() == ""
+
+
+def test_a_notebook_that_dies_at_start_leaves_nothing_behind(remote, hub_factory):
+    extra = 'c.CloudSSHSpawner.remote_command = ["/bin/sh", "-c", "echo broken >&2; exit 3"]'
+    hub = hub_factory(cloudssh_config(remote, extra))
+    login(hub, "alice")
+    ok, message = spawn(hub, "alice")
+    assert not ok
+    assert "the notebook server exited while starting" in message
+    assert "broken" in message
+    assert remote.host.run("ls ~/.gridhub/servers/ 2>/dev/null || true").strip() == ""
+    # No SSH connection is left open from the hub.
+    time.sleep(0.5)
+    sessions = remote.host.run("pgrep -f '[s]shd: root' || true").split()
+    assert sessions == []
+
+
+def test_dropped_ssh_connection_is_recovered(remote, hub_factory):
+    hub = hub_factory(cloudssh_config(remote))
+    login(hub, "alice")
+    assert spawn(hub, "alice")[0]
+    assert status(hub, "alice").status_code == 200
+    pid = notebook_pid(remote)
+    remote.host.run("pkill -KILL -f '[s]shd: root'")  # cut the connection on the remote side
+    time.sleep(1)
+    response = status(hub, "alice", timeout=40)
+    assert response.status_code == 200, response.text
+    assert notebook_pid(remote) == pid
+    assert "re-established" in hub.log()
+
+
+def test_hub_restart_keeps_the_session(remote, hub_factory):
+    hub = hub_factory(cloudssh_config(remote))
+    login(hub, "alice")
+    assert spawn(hub, "alice")[0]
+    assert status(hub, "alice").status_code == 200
+    pid = notebook_pid(remote)
+    hub.restart()
+    response = status(hub, "alice", timeout=40)
+    assert response.status_code == 200, response.text
+    assert notebook_pid(remote) == pid
+    assert hub.api().get("/users/alice").json()["servers"][""]["ready"]
+    # The notebook still reaches the hub after the restart.
+    before = hub.log().count("POST /hub/api/users/alice/activity")
+    deadline = time.monotonic() + 20
+    while hub.log().count("POST /hub/api/users/alice/activity") <= before:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    hub.api().delete("/users/alice/server")
