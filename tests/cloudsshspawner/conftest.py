@@ -51,7 +51,7 @@ c.CloudSSHSpawner.remote_command = [{SINGLEUSER!r}]
 c.CloudSSHSpawner.remote_environment = {{"JUPYTERHUB_ACTIVITY_INTERVAL": "1"}}
 c.Spawner.args = ["--allow-root"]
 c.JupyterHub.cleanup_servers = False
-c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}  # POST returns at once, as for the page
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # POST returns at once, as for the page
 {extra}
 """
 
