@@ -131,6 +131,17 @@ class Tunnel:
         sock = conn.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # OpenSSH's sshd turns on TCP_NODELAY for a connection only when a session is first
+        # exec'd; a forward-only connection (like `ssh -N -L`) keeps Nagle's algorithm, and every
+        # response written in two pieces then waits ~40 ms for a delayed ACK. One no-op command
+        # makes sshd set it.
+        try:
+            await asyncio.wait_for(conn.run("true", check=False), self.connect_timeout)
+        except (OSError, asyncssh.Error, TimeoutError) as error:
+            conn.close()
+            raise TunnelError(
+                f"{target.host} accepted the SSH login but runs no commands: {error}"
+            ) from None
         self._conn = conn
 
     async def run(self, command: str, stdin: str | None = None, timeout: float = 30) -> str:

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs the system programs gridhub's demo and tests run for real: nginx (front proxy), Chromium and
-# its driver (spawn-page tests), OpenLDAP (ldap_hooks tests), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
+# its driver (spawn-page tests), OpenLDAP (ldap_hooks tests), OpenSSH
+# and iproute2 (remote hosts in network namespaces), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
 # Idempotent: whatever is already there is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils)
+DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps)
 declare -A PROVIDES=(
     [nginx]=/usr/sbin/nginx
     [chromium]=/usr/bin/chromium
     [chromium-driver]=/usr/bin/chromedriver
     [slapd]=/usr/sbin/slapd
     [ldap-utils]=/usr/bin/ldapsearch
+    [openssh-server]=/usr/sbin/sshd
+    [openssh-client]=/usr/bin/ssh-keygen
+    [iproute2]=/usr/sbin/ip
+    [procps]=/usr/bin/pgrep
 )
 
 missing=()
