@@ -83,9 +83,9 @@ def main() -> None:
         host = SSHHost(root / "host")
         key = keygen(root / "id_ed25519")
         host.authorize(Path(f"{key}.pub"))
+        host.start()
         known_hosts = root / "known_hosts"
         known_hosts.write_text(host.known_hosts_line())
-        host.start()
         server_port = 18000
         argv = [sys.executable, str(HERE / "_http_server.py"), str(server_port), str(BIG_MB)]
         if host.namespace:

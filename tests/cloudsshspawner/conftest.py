@@ -29,9 +29,9 @@ def remote(tmp_path: Path) -> Iterator[Remote]:
     host = SSHHost(tmp_path / "remote")
     key = keygen(tmp_path / "id_ed25519")
     host.authorize(Path(f"{key}.pub"))
+    host.start()
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(host.known_hosts_line())
-    host.start()
     yield Remote(host, key, known_hosts)
     # Whatever a test left on the host is stopped with it.
     host.run("pkill -f [j]upyterhub-singleuser || true")
