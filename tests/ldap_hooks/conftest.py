@@ -71,9 +71,29 @@ LDAP.object_attributes = {{
 """
 
 
-LIGHT_SPAWNER = (
-    f"c.Spawner.cmd = [{sys.executable!r}, {str(LIGHT_SERVER)!r}]\nc.Spawner.args = []\n"
-)
+LIGHT_SPAWNER = f"""
+# JupyterHub's random_port() binds port 0 and lets it go, so dozens of concurrent local spawns can
+# be handed the same port; these tests spawn 50 at once, so each spawn takes the next free port.
+import itertools, os, socket
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+
+_next_port = itertools.count(20000 + (os.getpid() % 200) * 100)
+
+def _unique_port():
+    for port in _next_port:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+
+class UniquePortSpawner(SimpleLocalProcessSpawner):
+    async def start(self):
+        self.port = _unique_port()
+        return await super().start()
+
+c.JupyterHub.spawner_class = UniquePortSpawner
+c.Spawner.cmd = [{sys.executable!r}, {str(LIGHT_SERVER)!r}]
+c.Spawner.args = []
+"""
 
 
 @pytest.fixture
