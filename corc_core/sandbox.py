@@ -155,7 +155,7 @@ class SandboxHost:
                     f"ListenAddress {self.address}",
                     f"HostKey {self.host_key_file}",
                     f"PidFile {self.path / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {self.authorized_keys}",
+                    f"AuthorizedKeysFile {self.authorized_keys} .ssh/authorized_keys",
                     f"TrustedUserCAKeys {self.path / 'user_ca.pub'}",
                     "PasswordAuthentication no",
                     "KbdInteractiveAuthentication no",

@@ -32,6 +32,13 @@ class SSHHost(SandboxHost):
             with self.authorized_keys.open("a") as keys:
                 keys.write(public_key_file.read_text())
 
+    def authorize_key(self, public_key: str) -> None:
+        """Authorize a public key given as text (on a running host too)."""
+        self._keys.append(public_key)
+        if self.pid is not None:
+            with self.authorized_keys.open("a") as keys:
+                keys.write(public_key.strip() + "\n")
+
     def trust_user_ca(self, ca_public_key: str) -> None:
         self._user_ca = ca_public_key
 
