@@ -90,9 +90,7 @@ async def test_unknown_host_key_is_refused(host, tmp_path) -> None:
     machine.authorize_key(admin.public_key)
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
-    with pytest.raises(
-        ConfigurationFailed, match="Host key verification failed|UNREACHABLE|unreachable"
-    ):
+    with pytest.raises(ConfigurationFailed, match=r"Host key verification failed"):
         await AnsibleConfigurer().configure(
             machine.address,
             machine.port,
