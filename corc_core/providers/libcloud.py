@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import time
 from typing import Any, ClassVar
 
 from ..credentials import SSHCredentials
@@ -22,6 +24,12 @@ _STATES = {
     "stopping": "stopping",
     "suspended": "stopped",
 }
+
+
+# Sizes and images change rarely but cost a lot to fetch (EC2's list_sizes builds ~800 sizes from
+# pricing data, ~18 ms): they are kept per driver, region and account for CATALOGUE_TTL seconds.
+CATALOGUE_TTL = 600.0
+_catalogue: dict[str, tuple[float, Any]] = {}
 
 
 class LibcloudOrchestrator(Orchestrator):
@@ -98,8 +106,31 @@ class LibcloudOrchestrator(Orchestrator):
         return self._driver
 
     async def list_shapes(self) -> list[Shape]:
-        shapes = []
-        for size in await self._call("list_sizes"):
+        return [shape for shape, _ in await self._sizes()]
+
+    async def _cached(self, what: str, method: str, *args: Any) -> Any:
+        key = json.dumps(
+            [
+                what,
+                self.options["driver"],
+                self.options.get("key"),
+                self.options.get("driver_kwargs"),
+                args,
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        hit = _catalogue.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CATALOGUE_TTL:
+            return hit[1]
+        value = await self._call(method, *args)
+        _catalogue[key] = (time.monotonic(), value)
+        return value
+
+    async def _sizes(self) -> list[tuple[Shape, Any]]:
+        """(shape, libcloud size) for every size with a known CPU count and memory."""
+        pairs = []
+        for size in await self._cached("sizes", "list_sizes"):
             extra = size.extra or {}
             cpu = extra.get("vcpu") or extra.get("cpu") or extra.get("cores") or 0
             try:
@@ -108,12 +139,23 @@ class LibcloudOrchestrator(Orchestrator):
                 continue
             if cpu <= 0 or not size.ram:
                 continue
-            shapes.append(Shape(size.id, cpu, size.ram / 1024, gpus, price=size.price or None))
-        return shapes
+            pairs.append(
+                (Shape(size.id, cpu, size.ram / 1024, gpus, price=size.price or None), size)
+            )
+        return pairs
 
     async def _image(self, wanted: str) -> Any:
-        images = await self._call("list_images")
-        matches = [image for image in images if wanted in (image.id, image.name)]
+        """The image by id (one cheap call), else by name among all images."""
+        if not wanted:
+            raise ConfigError("libcloud: no image given (option 'image' or the request's image)")
+        try:
+            image = await self._cached("image", "get_image", wanted)
+            if image is not None:
+                return image
+        except ProviderError:
+            pass
+        images = await self._cached("images", "list_images")
+        matches = [image for image in images if image.name == wanted]
         if not matches:
             raise ConfigError(f"libcloud: no image with id or name {wanted!r}")
         return matches[0]
@@ -128,15 +170,16 @@ class LibcloudOrchestrator(Orchestrator):
     async def create_resource(
         self, config: ResourceConfig, credentials: SSHCredentials | None, tags: dict[str, str]
     ) -> Resource:
-        choice = choose_shape(await self.list_shapes(), config.cpu, config.memory_gb, config.gpus)
-        sizes = {size.id: size for size in await self._call("list_sizes")}
+        sizes = await self._sizes()
+        choice = choose_shape(
+            [shape for shape, _ in sizes], config.cpu, config.memory_gb, config.gpus
+        )
+        size = next(size for shape, size in sizes if shape == choice.shape)
         image = await self._image(config.image or self.options.get("image") or "")
         kwargs: dict[str, Any] = {"ex_metadata": tags}
         if credentials is not None:
             kwargs["ex_keyname"] = await self._key_pair(credentials)
-        node = await self._call(
-            "create_node", name=config.name, size=sizes[choice.shape.name], image=image, **kwargs
-        )
+        node = await self._call("create_node", name=config.name, size=size, image=image, **kwargs)
         resource = self._to_resource(node)
         resource.details["shape"] = choice.shape.name
         return resource
