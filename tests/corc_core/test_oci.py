@@ -93,5 +93,6 @@ def test_cli_lists_oci_instances_as_in_the_corc_paper(oci_api, tmp_path):
     assert created.returncode == 0, created.stderr
     listed = corc(config, "oci", "orchestration", "instance", "list")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.split("\t")[0] == [i["id"] for i in live(oci_api)][0]
+    [instance] = live(oci_api)
+    assert listed.stdout.split("\t")[0] == instance["id"]
     assert corc(config, "reap").stdout.strip() == "no orphaned resources"
