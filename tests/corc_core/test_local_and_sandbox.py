@@ -102,3 +102,19 @@ async def test_sandbox_host_is_real_and_goes_away(store, tmp_path) -> None:
         or b"sshd" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     )
     assert await orchestrator.list_resources() == []
+
+
+async def test_state_survives_a_restart_and_tear_down_still_works(store, tmp_path) -> None:
+    import json
+
+    options = {"directory": str(tmp_path / "sandbox")}
+    first = SandboxOrchestrator(options, store=store, owner="alice", poll_interval=0.05)
+    resource = await first.setup(SandboxOrchestrator.make_resource_config())
+    saved = json.loads(json.dumps(first.get_state()))  # what a spawner persists
+    again = await SandboxOrchestrator.from_state(saved, store=store, owner="alice")
+    assert again.resource_id() == resource.id
+    assert again.endpoint() == resource.addresses[0]
+    assert await again.is_ready() and await again.is_reachable()
+    await again.tear_down()
+    assert await again.list_resources() == []
+    assert (await store.get(saved["record_id"])).state == "deleted"
