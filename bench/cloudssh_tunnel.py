@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from tests.harness.process import free_port, port_open  # noqa: E402
-from tests.harness.sshd import SSHHost, keygen  # noqa: E402
+from tests.harness.sshd import host_with_key  # noqa: E402
 
 BIG_MB = 100
 REQUESTS = 1000
@@ -80,12 +80,7 @@ def wait_port(port: int, proc: subprocess.Popen) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        host = SSHHost(root / "host")
-        key = keygen(root / "id_ed25519")
-        host.authorize(Path(f"{key}.pub"))
-        host.start()
-        known_hosts = root / "known_hosts"
-        known_hosts.write_text(host.known_hosts_line())
+        host, key, known_hosts = host_with_key(root)
         server_port = 18000
         argv = [sys.executable, str(HERE / "_http_server.py"), str(server_port), str(BIG_MB)]
         if host.namespace:

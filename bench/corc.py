@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from corc_core import RecordStore  # noqa: E402
 from corc_core.providers.libcloud import LibcloudOrchestrator  # noqa: E402
-from tests.harness.process import Daemon, free_port, port_open  # noqa: E402
+from tests.harness.clouds import ec2_options, start_moto  # noqa: E402
 
 ROUNDS = 30
 IMAGE = "ami-03cf127a"
@@ -31,28 +31,9 @@ async def main() -> None:
     from libcloud.compute.providers import get_driver
 
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        moto = Daemon(
-            "moto",
-            [sys.executable, str(HERE.parent / "tests/harness/moto_ec2.py"), str(port)],
-            Path(tmp) / "moto.log",
-        )
-        moto.start(lambda: port_open("127.0.0.1", port), timeout=30)
+        moto, port = start_moto(Path(tmp))
         try:
-            options = {
-                "driver": "ec2",
-                "key": "AKIDEXAMPLE",
-                "secret": "secret",
-                "image": IMAGE,
-                "driver_kwargs": {
-                    "region": "us-east-1",
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "secure": False,
-                    "signature_version": "4",
-                },
-                "check_reachable": False,
-            }
+            options = dict(ec2_options(port), image=IMAGE)
             driver = get_driver("ec2")(
                 options["key"], options["secret"], **options["driver_kwargs"]
             )

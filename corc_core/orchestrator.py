@@ -40,6 +40,8 @@ class Orchestrator(abc.ABC):
     provider: ClassVar[str]
     resource_types: ClassVar[tuple[ResourceType, ...]] = (ResourceType.VIRTUAL_MACHINE,)
     option_names: ClassVar[tuple[str, ...]] = ()
+    # Options every provider takes: check_reachable (default true) waits for SSH to answer.
+    common_options: ClassVar[tuple[str, ...]] = ("check_reachable",)
     ready_states: ClassVar[tuple[str, ...]] = ("running",)
     gone_states: ClassVar[tuple[str, ...]] = ("terminated", "deleted")
 
@@ -92,11 +94,11 @@ class Orchestrator(abc.ABC):
         """Check provider options; unknown names are an error that lists the known ones."""
         if not isinstance(options, dict):
             raise ConfigError(f"{cls.provider} options must be a mapping")
-        unknown = sorted(set(options) - set(cls.option_names))
+        known = (*cls.option_names, *cls.common_options)
+        unknown = sorted(set(options) - set(known))
         if unknown:
             raise ConfigError(
-                f"unknown {cls.provider} option(s) {', '.join(unknown)};"
-                f" known: {', '.join(cls.option_names) or 'none'}"
+                f"unknown {cls.provider} option(s) {', '.join(unknown)}; known: {', '.join(known)}"
             )
         return dict(options)
 
@@ -109,7 +111,8 @@ class Orchestrator(abc.ABC):
     def load_config_options(cls, config: dict[str, Any]) -> dict[str, Any]:
         """This provider's options from a corc YAML config (``providers.<name>``)."""
         section = (config.get("corc", config).get("providers") or {}).get(cls.provider) or {}
-        return cls.validate_options({k: v for k, v in section.items() if k in cls.option_names})
+        known = (*cls.option_names, *cls.common_options)
+        return cls.validate_options({k: v for k, v in section.items() if k in known})
 
     @classmethod
     def make_resource_config(
@@ -210,7 +213,9 @@ class Orchestrator(abc.ABC):
             return False
 
     async def is_reachable(self, timeout: float = 3) -> bool:
-        """True when the resource's SSH port accepts a TCP connection."""
+        """True when the resource's SSH port accepts a TCP connection (or checks are off)."""
+        if not self.options.get("check_reachable", True):
+            return True
         if self.resource is None or not self.resource.addresses:
             return False
         try:

@@ -49,7 +49,6 @@ class LibcloudOrchestrator(Orchestrator):
         "driver_kwargs",
         "image",
         "ssh_username",
-        "check_reachable",
         "size",
         "location",
     )
@@ -212,8 +211,3 @@ class LibcloudOrchestrator(Orchestrator):
         filters = {f"tag:{key}": value for key, value in wanted.items()}
         nodes = await self._call("list_nodes", ex_filters=filters)
         return [r for r in map(self._to_resource, nodes) if r.state != "terminated"]
-
-    async def is_reachable(self, timeout: float = 3) -> bool:
-        if not self.options.get("check_reachable", True):
-            return True
-        return await super().is_reachable(timeout)

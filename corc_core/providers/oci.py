@@ -42,7 +42,6 @@ class OCIOrchestrator(Orchestrator):
         "vcn",
         "sdk_config",
         "service_endpoint",
-        "check_reachable",
         "ssh_username",
         "cluster",
     )
@@ -335,8 +334,3 @@ class OCIOrchestrator(Orchestrator):
             if i.lifecycle_state != "TERMINATED"
             and all((i.freeform_tags or {}).get(k) == v for k, v in wanted.items())
         ]
-
-    async def is_reachable(self, timeout: float = 3) -> bool:
-        if not self.options.get("check_reachable", True):
-            return True
-        return await super().is_reachable(timeout)

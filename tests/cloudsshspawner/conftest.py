@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.harness.hub import Hub
-from tests.harness.sshd import SSHHost, keygen
+from tests.harness.sshd import SSHHost, host_with_key
 
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 
@@ -26,12 +26,7 @@ class Remote:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[Remote]:
-    host = SSHHost(tmp_path / "remote")
-    key = keygen(tmp_path / "id_ed25519")
-    host.authorize(Path(f"{key}.pub"))
-    host.start()
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(host.known_hosts_line())
+    host, key, known_hosts = host_with_key(tmp_path)
     yield Remote(host, key, known_hosts)
     # Whatever a test left on the host is stopped with it.
     host.run("pkill -f [j]upyterhub-singleuser || true")

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from corc_core import RecordStore
+from tests.harness.clouds import ec2_options, start_moto
 from tests.harness.process import Daemon, free_port, port_open
 
-MOTO = Path(__file__).resolve().parents[1] / "harness" / "moto_ec2.py"
 CORC = str(Path(sys.executable).with_name("corc"))
 
 
@@ -25,26 +25,9 @@ def store(tmp_path: Path) -> RecordStore:
 
 @pytest.fixture
 def moto(tmp_path: Path) -> Iterator[dict]:
-    """libcloud options for a moto EC2 server on loopback (reachability is not probed: moto's
-    addresses are fictitious and must never be contacted)."""
-    port = free_port()
-    daemon = Daemon("moto", [sys.executable, str(MOTO), str(port)], tmp_path / "moto.log")
-    daemon.start(lambda: port_open("127.0.0.1", port), timeout=30)
-    yield {
-        "driver": "ec2",
-        "key": "AKIDEXAMPLE",
-        "secret": "moto-secret",
-        "driver_kwargs": {
-            "region": "us-east-1",
-            "host": "127.0.0.1",
-            "port": port,
-            "secure": False,
-            "signature_version": "4",
-        },
-        "image": "ami-03cf127a",
-        "ssh_username": "ec2-user",
-        "check_reachable": False,
-    }
+    """libcloud options for a moto EC2 server on loopback."""
+    daemon, port = start_moto(tmp_path)
+    yield ec2_options(port)
     daemon.stop()
 
 

@@ -47,3 +47,14 @@ class SSHHost(SandboxHost):
 
     def stop(self) -> None:
         self.destroy()
+
+
+def host_with_key(directory: Path) -> tuple[SSHHost, Path, Path]:
+    """A started host that authorizes a new key: (host, private key, known_hosts with its key)."""
+    host = SSHHost(directory / "host")
+    key = keygen(directory / "id_ed25519")
+    host.authorize(Path(f"{key}.pub"))
+    host.start()
+    known_hosts = directory / "known_hosts"
+    known_hosts.write_text(host.known_hosts_line())
+    return host, key, known_hosts
