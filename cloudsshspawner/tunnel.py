@@ -28,7 +28,9 @@ DEFAULT_CIPHERS = (
     "aes128-ctr",
     "aes256-ctr",
 )
+# A larger window and packets cut asyncssh's per-packet Python overhead on bulk transfers.
 WINDOW = 8 * 1024 * 1024
+MAX_PACKET = 256 * 1024
 
 
 class TunnelError(Exception):
@@ -111,6 +113,8 @@ class Tunnel:
                     agent_path=None,
                     config=[],
                     connect_timeout=self.connect_timeout,
+                    window=WINDOW,
+                    max_pktsize=MAX_PACKET,
                 ),
                 self.connect_timeout + 5,
             )

@@ -27,10 +27,10 @@ class Remote:
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[Remote]:
     host, key, known_hosts = host_with_key(tmp_path)
-    yield Remote(host, key, known_hosts)
-    # Whatever a test left on the host is stopped with it.
-    host.run("pkill -f [j]upyterhub-singleuser || true")
-    host.stop()
+    try:
+        yield Remote(host, key, known_hosts)
+    finally:
+        host.stop()  # also ends whatever a test left running inside the host's namespace
 
 
 def cloudssh_config(remote: Remote, extra: str = "") -> str:
