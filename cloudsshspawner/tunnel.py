@@ -88,15 +88,19 @@ class Tunnel:
             return ([key], [], [])
         return self.target.known_hosts
 
+    def _read_key(self) -> object:
+        key = asyncssh.read_private_key(self.target.key_file)
+        if self.target.certificate_file:
+            return (key, asyncssh.read_certificate(self.target.certificate_file))
+        return key
+
     async def connect(self) -> None:
         """Connect (verifying the host key) if not connected."""
         if self.connected:
             return
         target = self.target
         try:
-            key = asyncssh.read_private_key(target.key_file)
-            if target.certificate_file:
-                key = (key, asyncssh.read_certificate(target.certificate_file))
+            key = await asyncio.to_thread(self._read_key)
         except (OSError, asyncssh.KeyImportError) as error:
             raise TunnelError(f"cannot read the SSH key for {target.host}: {error}") from None
         try:

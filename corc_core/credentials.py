@@ -146,7 +146,7 @@ class SSHAuthenticator:
             ) from None
         line = parsed.export_public_key().decode().split()
         async with self._lock:
-            entries = self._entries()
+            entries = await asyncio.to_thread(self._entries)
             entries[_host_entry(host, port)] = f"{line[0]} {line[1]}"
             await asyncio.to_thread(self._write_entries, entries)
 
@@ -161,7 +161,7 @@ class SSHAuthenticator:
         parts = key.export_public_key().decode().split()
         seen = f"{parts[0]} {parts[1]}"
         async with self._lock:
-            entries = self._entries()
+            entries = await asyncio.to_thread(self._entries)
             recorded = entries.get(_host_entry(host, port))
             if recorded is None:
                 entries[_host_entry(host, port)] = seen
@@ -177,6 +177,6 @@ class SSHAuthenticator:
     async def forget_host(self, host: str, port: int = 22) -> None:
         """Drop the entry of a resource that was torn down (its address may be reused)."""
         async with self._lock:
-            entries = self._entries()
+            entries = await asyncio.to_thread(self._entries)
             if entries.pop(_host_entry(host, port), None) is not None:
                 await asyncio.to_thread(self._write_entries, entries)
