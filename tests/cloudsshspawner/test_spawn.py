@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, status
 from tests.harness.hub import spawn
 
 
+def processes(remote: Remote, marker: bytes) -> list[int]:
+    """Processes of the remote host whose command line contains ``marker``. Namespaces share this
+    machine's PIDs, so only those inside the host's own namespace count."""
+    if remote.host.namespace:
+        listing = subprocess.run(
+            ["ip", "netns", "pids", remote.host.namespace], capture_output=True, text=True
+        ).stdout.split()
+    else:
+        listing = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]
+    found = []
+    for pid in listing:
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
 def notebook_pid(remote: Remote) -> int:
-    pids = remote.host.run("pgrep -f [j]upyterhub-singleuser || true").split()
+    pids = processes(remote, b"jupyterhub-singleuser")
     assert len(pids) == 1, pids
-    return int(pids[0])
+    return pids[0]
 
 
 def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub_factory):
@@ -66,7 +88,7 @@ def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub
     local_port = int(server["url"].split(":")[-1].split("/")[0]) if "://" in server["url"] else None
     assert hub.api().delete("/users/alice/server").status_code in (202, 204)
     deadline = time.monotonic() + 20
-    while remote.host.run("pgrep -f [j]upyterhub-singleuser || true").strip():
+    while processes(remote, b"jupyterhub-singleuser"):
         assert time.monotonic() < deadline, "the notebook is still running"
         time.sleep(0.3)
     assert remote.host.run("ls ~/.gridhub/servers/ 2>/dev/null || true").strip() == ""
@@ -85,7 +107,7 @@ def test_a_changed_host_key_fails_the_spawn_clearly(remote, hub_factory, tmp_pat
     ok, message = spawn(hub, "alice")
     assert not ok
     assert "does not match the expected key" in message
-    assert remote.host.run("pgrep -f [j]upyterhub-singleuser || true").strip() == ""
+    assert processes(remote, b"jupyterhub-singleuser") == []
 
 
 def test_a_notebook_that_dies_at_start_leaves_nothing_behind(remote, hub_factory):
@@ -99,8 +121,7 @@ def test_a_notebook_that_dies_at_start_leaves_nothing_behind(remote, hub_factory
     assert remote.host.run("ls ~/.gridhub/servers/ 2>/dev/null || true").strip() == ""
     # No SSH connection is left open from the hub.
     time.sleep(0.5)
-    sessions = remote.host.run("pgrep -f '[s]shd: root' || true").split()
-    assert sessions == []
+    assert processes(remote, b"sshd: root") == []
 
 
 def test_dropped_ssh_connection_is_recovered(remote, hub_factory):
@@ -109,7 +130,8 @@ def test_dropped_ssh_connection_is_recovered(remote, hub_factory):
     assert spawn(hub, "alice")[0]
     assert status(hub, "alice").status_code == 200
     pid = notebook_pid(remote)
-    remote.host.run("pkill -KILL -f '[s]shd: root'")  # cut the connection on the remote side
+    for session in processes(remote, b"sshd: root"):  # cut the connection on the remote side
+        os.kill(session, signal.SIGKILL)
     time.sleep(1)
     response = status(hub, "alice", timeout=40)
     assert response.status_code == 200, response.text
