@@ -49,18 +49,13 @@ class AnsibleConfigurer:
         known_hosts: Path,
         variables: dict[str, Any],
     ) -> None:
-        await asyncio.to_thread(self._run, host, port, credentials, known_hosts, variables)
+        """Run the playbook against ``host`` as ``credentials``; ConfigurationFailed on failure."""
+        inventory = self._inventory(host, port, credentials, known_hosts)
+        await asyncio.to_thread(self._play, inventory, variables, host)
 
-    def _run(
-        self,
-        host: str,
-        port: int,
-        credentials: SSHCredentials,
-        known_hosts: Path,
-        variables: dict[str, Any],
-    ) -> None:
-        import ansible_runner
-
+    def _inventory(
+        self, host: str, port: int, credentials: SSHCredentials, known_hosts: Path
+    ) -> dict[str, Any]:
         ssh_args = [
             "-o",
             f"UserKnownHostsFile={known_hosts}",
@@ -73,20 +68,19 @@ class AnsibleConfigurer:
         ]
         if credentials.certificate_file:
             ssh_args += ["-o", f"CertificateFile={credentials.certificate_file}"]
-        inventory = {
-            "all": {
-                "hosts": {
-                    "target": {
-                        "ansible_host": host,
-                        "ansible_port": port,
-                        "ansible_user": credentials.username,
-                        "ansible_ssh_private_key_file": credentials.key_file,
-                        "ansible_ssh_common_args": shlex.join(ssh_args),
-                        "ansible_python_interpreter": self.python_interpreter,
-                    }
-                }
-            }
+        target = {
+            "ansible_host": host,
+            "ansible_port": port,
+            "ansible_user": credentials.username,
+            "ansible_ssh_private_key_file": credentials.key_file,
+            "ansible_ssh_common_args": shlex.join(ssh_args),
+            "ansible_python_interpreter": self.python_interpreter,
         }
+        return {"all": {"hosts": {"target": target}}}
+
+    def _play(self, inventory: dict[str, Any], variables: dict[str, Any], host: str) -> None:
+        import ansible_runner
+
         bin_dir = str(Path(sys.executable).parent)
         with tempfile.TemporaryDirectory(prefix="corc-ansible-") as private:
             (Path(private) / "inventory").mkdir()
