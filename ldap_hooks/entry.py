@@ -83,12 +83,17 @@ def template_fields(template: str) -> list[str]:
     return fields
 
 
+def missing_fields(template: str, names: Iterable[str]) -> list[str]:
+    """The placeholders of ``template`` that none of ``names`` provides (case-insensitive)."""
+    known = {name.lower() for name in names}
+    return [field for field in template_fields(template) if field.lower() not in known]
+
+
 def fill(template: str, values: Mapping[str, Any], what: str) -> str:
     """Replace each ``{name}`` with its value; a missing value is an error naming it."""
     lowered = {key.lower(): value for key, value in values.items()}
-    for field in template_fields(template):
-        if field not in values and field.lower() not in lowered:
-            raise LDAPHookError(f"{what}: no value for {{{field}}}; check dynamic_attributes")
+    if missing := missing_fields(template, values):
+        raise LDAPHookError(f"{what}: no value for {{{missing[0]}}}; check dynamic_attributes")
 
     def value_of(match: re.Match[str]) -> str:
         field = match.group(1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .directory import Directory
-from .entry import build_dn, fill, parse_submitted_dn, posix_name, template_fields
+from .entry import build_dn, fill, missing_fields, parse_submitted_dn, posix_name
 from .errors import LDAPHookError
 from .settings import (
     INCREMENT_ATTRIBUTE,
@@ -245,14 +245,11 @@ def _create(
     # Check every template before a counter value is spent.
     pending = set(values) | set(allocations)
     for name, template in hooks.object_attributes.items():
-        for placeholder in template_fields(str(template)):
-            if placeholder not in pending and placeholder.lower() not in {
-                p.lower() for p in pending
-            }:
-                raise LDAPHookError(
-                    f"object_attributes[{name!r}]: no value for {{{placeholder}}}"
-                    f" (source: {hooks.dynamic_attributes.get(placeholder, 'none configured')})"
-                )
+        if missing := missing_fields(str(template), pending):
+            source = hooks.dynamic_attributes.get(missing[0], "none configured")
+            raise LDAPHookError(
+                f"object_attributes[{name!r}]: no value for {{{missing[0]}}} (source: {source})"
+            )
     for attribute, counter_dn in allocations.items():
         values[attribute] = directory.increment(counter_dn, attribute, hooks.max_retries)
     attributes: dict[str, Any] = dict(rdn)
