@@ -58,12 +58,11 @@ class RecordStore:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the database file
             db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
 
     # -- synchronous core -------------------------------------------------------------------------
 
