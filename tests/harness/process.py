@@ -116,3 +116,23 @@ def kill_pidfile(path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def server_environment(user: str, timeout: float = 10) -> dict[str, str]:
+    """The environment of the running single-user server process of ``user``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                raw = environ.read_bytes()
+            except OSError:
+                continue
+            entries = dict(
+                item.split("=", 1)
+                for item in raw.decode(errors="replace").split("\0")
+                if "=" in item
+            )
+            if entries.get("JUPYTERHUB_USER") == user and "JUPYTERHUB_API_TOKEN" in entries:
+                return entries
+        time.sleep(0.2)
+    raise AssertionError(f"no single-user server process for {user}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
+from tests.harness.process import server_environment
 from tests.headerauthenticator.conftest import FrontedHub
 
 DATA = {"erda_mount": {"user": "alice@ku.dk", "key": "very-private-mount-key-81f2"}}
@@ -25,26 +25,6 @@ def test_extra_headers_are_kept_encrypted(fronted: FrontedHub) -> None:
     assert "very-private-mount-key-81f2" not in fronted.hub.log()
 
 
-def _server_environment(user: str, timeout: float = 10) -> dict[str, str]:
-    """The environment of the running single-user server process of ``user``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for environ in Path("/proc").glob("[0-9]*/environ"):
-            try:
-                raw = environ.read_bytes()
-            except OSError:
-                continue
-            entries = dict(
-                item.split("=", 1)
-                for item in raw.decode(errors="replace").split("\0")
-                if "=" in item
-            )
-            if entries.get("JUPYTERHUB_USER") == user and "JUPYTERHUB_API_TOKEN" in entries:
-                return entries
-        time.sleep(0.2)
-    raise AssertionError(f"no single-user server process for {user}")
-
-
 def test_shared_headers_reach_the_spawned_server(fronted: FrontedHub) -> None:
     client = fronted.login(
         "bob", **{"X-Portal-Auth-Data": json.dumps(DATA), "X-Portal-Mail": "bob@example.org"}
@@ -57,7 +37,7 @@ def test_shared_headers_reach_the_spawned_server(fronted: FrontedHub) -> None:
         while not api.get("/users/bob").json()["servers"].get("", {}).get("ready"):
             assert time.monotonic() < deadline, fronted.hub.log()[-3000:]
             time.sleep(0.3)
-        env = _server_environment("bob")
+        env = server_environment("bob")
         assert json.loads(env["AUTH_DATA"]) == DATA
         assert env["MAIL"] == "bob@example.org"
         # The user reaches JupyterLab through the front proxy (OAuth with the hub included).

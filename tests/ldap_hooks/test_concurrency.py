@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from tests.harness.hub import spawn
-from tests.headerauthenticator.test_auth_state import _server_environment
+from tests.harness.process import server_environment
 from tests.ldap_hooks.conftest import LIGHT_SPAWNER, counter, listing_7, posix_accounts
 
 USERS = [f"student{i:02d}" for i in range(50)]
@@ -27,5 +27,5 @@ def test_fifty_concurrent_first_spawns_get_distinct_uid_numbers(slapd, hub_facto
     numbers = sorted(int(accounts[user]["uidNumber"][0]) for user in USERS)
     assert numbers == list(range(10000, 10050))
     assert counter(slapd) == 10049
-    env_numbers = {_server_environment(user)["NB_UID"] for user in USERS}
+    env_numbers = {server_environment(user)["NB_UID"] for user in USERS}
     assert len(env_numbers) == 50

@@ -6,7 +6,7 @@ import httpx
 
 from tests.harness.hub import spawn
 from tests.harness.nginx import proxy_headers
-from tests.headerauthenticator.test_auth_state import _server_environment
+from tests.harness.process import server_environment
 from tests.ldap_hooks.conftest import counter, listing_7, posix_accounts
 
 ALICE_DN = "/C=DK/ST=NA/L=NA/O=NBI/OU=NA/CN=Alice Doe/emailAddress=alice@nbi.ku.dk"
@@ -30,7 +30,7 @@ def test_listing_7_creates_then_reuses_the_posix_account(slapd, hub_factory, ngi
 
     ok, message = spawn(hub, "alice")
     assert ok, message
-    env = _server_environment("alice")
+    env = server_environment("alice")
     assert env["NB_USER"] == "alice"
     assert env["NB_UID"] == "10000"
     account = posix_accounts(slapd)["alice"]
@@ -56,7 +56,7 @@ def test_listing_7_creates_then_reuses_the_posix_account(slapd, hub_factory, ngi
     assert hub.api().delete("/users/alice/server").status_code in (202, 204)
     ok, message = spawn(hub, "alice")
     assert ok, message
-    assert _server_environment("alice")["NB_UID"] == "10000"
+    assert server_environment("alice")["NB_UID"] == "10000"
     assert list(posix_accounts(slapd)) == ["alice"]
     assert counter(slapd) == 10000
     hub.api().delete("/users/alice/server")
