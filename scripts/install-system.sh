@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system programs gridhub's demo and tests run for real: nginx (front proxy), Chromium and
 # its driver (spawn-page tests), OpenLDAP (ldap_hooks tests), OpenSSH
-# and iproute2 (remote hosts in network namespaces), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
+# and iproute2 (remote hosts in network namespaces), SLURM and munge (a throwaway cluster for
+# batchspawner), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
 # Idempotent: whatever is already there is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps)
+DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps slurm-wlm munge)
 declare -A PROVIDES=(
     [nginx]=/usr/sbin/nginx
     [chromium]=/usr/bin/chromium
@@ -17,6 +18,8 @@ declare -A PROVIDES=(
     [openssh-client]=/usr/bin/ssh-keygen
     [iproute2]=/usr/sbin/ip
     [procps]=/usr/bin/pgrep
+    [slurm-wlm]=/usr/sbin/slurmctld
+    [munge]=/usr/sbin/munged
 )
 
 missing=()
