@@ -1,1 +1,12 @@
-"""multiplespawner: spawner that orders hardware through corc_core (not implemented yet)."""
+"""multiplespawner: a student picks provider, resource type, image and hardware on the spawn page;
+corc orders the machine when needed and a sub-spawner starts JupyterLab on it."""
+
+from .errors import ConfigError, OptionsError, SpawnFailed
+from .handlers import register as _register_handlers
+from .spawner import MultipleSpawner
+from .startup import schedule_check as _schedule_check
+
+_register_handlers()
+_schedule_check()
+
+__all__ = ["ConfigError", "MultipleSpawner", "OptionsError", "SpawnFailed"]
