@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean stack-test stack-demo stack-down
 
 install: $(STAMP)
 
@@ -34,3 +34,13 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+
+# The compose stack (deploy/compose.yml) on a confined Docker engine; see deploy/README.md.
+stack-test: install
+	bash scripts/stack-test.sh
+
+stack-demo: install
+	bash scripts/stack-demo.sh
+
+stack-down:
+	bash scripts/stack-down.sh

@@ -5,6 +5,7 @@
 # image (no image registry is reachable). Kept apart from scripts/install-system.sh so `make test` stays lean.
 # Idempotent: whatever is already there is skipped. The packages' own daemons are not started.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(docker.io docker-compose debootstrap containerd runc)
 declare -A PROVIDES=(
@@ -26,4 +27,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "stack-install: apt-get install ${missing[*]}"
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The compose-spec validator and the Dockerfile linter (pyproject extra "stack") into the project venv.
+if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/hadolint ]; then
+    echo "stack-install: pip install -e '.[stack]'"
+    .venv/bin/python -m pip install --quiet -e '.[stack]'
 fi
