@@ -50,7 +50,11 @@ class LDAPHooks(Configurable):
     base_dn = Unicode("", config=True, help="Where user entries live, e.g. ``dc=migrid,dc=org``.")
     start_tls = Bool(False, config=True, help="Upgrade ``ldap://`` connections with StartTLS.")
     ca_file = Unicode(
-        "", config=True, help="CA certificate (PEM) that signed the server's certificate."
+        "",
+        config=True,
+        help="""CA certificate (PEM) that signed the server's certificate, for ``ldaps://`` or
+        StartTLS. With a plain ``ldap://`` url and ``start_tls`` off it would never be used, so
+        that combination is refused rather than binding in cleartext.""",
     )
     timeout = Float(10, config=True, help="Seconds to wait for the server to connect and answer.")
     max_retries = Integer(
@@ -70,7 +74,13 @@ class LDAPHooks(Configurable):
         [List(Unicode()), Unicode()],
         default_value=[],
         config=True,
-        help="Keys of the submitted data that may carry the distinguished name, first match wins.",
+        help="""Path to the user's certificate DN in the submitted data.
+
+        ``("User", "CERT")`` (thesis listing 7) reads ``data["User"]["CERT"]``; a string is a path
+        of one key. The DN names a new entry (``/`` parts become a multi-valued RDN with
+        ``replace_object_with``) and ``SPAWNER_SUBMIT_DATA`` attributes are read from it. It is
+        taken only from trusted header data (auth_state), never from data the user posted.
+        Empty: new entries are named after the first unique object attribute.""",
     )
     untrusted_auth_state_key = Unicode(
         "user_data",

@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import ldap3
 import pytest
 
+from tests.harness.hub import Hub
 from tests.harness.slapd import Slapd
 
 LIGHT_SERVER = Path(__file__).resolve().parents[1] / "harness" / "light_server.py"
 
 
+FRONT_SECRET = "ldap-hooks-tests-front-proxy-secret"
+"""The secret the front proxy (``login``, the nginx of test_listing7) sends with every login."""
+
+HEADER_LOGIN = f"""
+from headerauthenticator import JSONParser
+c.JupyterHub.authenticator_class = "header"
+c.HeaderAuthenticator.shared_secret_header = "X-Gridhub-Secret"
+c.HeaderAuthenticator.shared_secret = {FRONT_SECRET!r}
+c.Authenticator.allow_all = True
+c.JupyterHub.default_url = "/hub/home"
+c.HeaderAuthenticator.enable_auth_state = True
+c.HeaderAuthenticator.allowed_headers = {{"auth": "Remote-User", "User": "User"}}
+c.HeaderAuthenticator.header_parser_classes = {{"User": JSONParser}}
+c.HeaderAuthenticator.user_external_allow_attributes = ["User", "CERT"]
+"""
+"""HeaderAuthenticator as the front proxy's hub: a ``User`` header carries a JSON object,
+``{"CERT": "/C=DK/..."}``, which JSONParser stores as ``auth_state["User"]["CERT"]``: the path that
+listing 7's ``submit_spawner_attribute_keys = ("User", "CERT")`` names."""
+
+
 def listing_7(url: str, password: str, extra: str = "") -> str:
-    """Thesis listing 7 (with our authenticator), pointed at the test's slapd."""
-    return f"""
+    """Thesis listing 7 (with our authenticator and a generic spawner), pointed at the test's slapd."""
+    return (
+        HEADER_LOGIN
+        + f"""
 from ldap_hooks import setup_ldap_entry_hook
 from ldap_hooks import (
     LDAP,
@@ -26,12 +52,6 @@ from ldap_hooks import (
     LDAP_FIRST_SEARCH_ATTRIBUTE_QUERY,
 )
 c.Spawner.pre_spawn_hook = setup_ldap_entry_hook
-c.JupyterHub.authenticator_class = "header"
-c.Authenticator.allow_all = True
-c.JupyterHub.default_url = "/hub/home"
-c.HeaderAuthenticator.enable_auth_state = True
-c.HeaderAuthenticator.allowed_headers = {{"auth": "Remote-User", "CERT": "Cert-DN"}}
-c.HeaderAuthenticator.user_external_allow_attributes = ["User", "CERT"]
 
 LDAP.url = {url!r}
 LDAP.user = "cn=admin,dc=migrid,dc=org"
@@ -69,6 +89,7 @@ LDAP.object_attributes = {{
 }}
 {extra}
 """
+    )
 
 
 LIGHT_SPAWNER = f"""
@@ -102,6 +123,55 @@ def slapd(tmp_path: Path) -> Iterator[Slapd]:
     server.start()
     yield server
     server.stop()
+
+
+def user_header(dn: str) -> str:
+    """The ``User`` header a front proxy sends for a certificate DN."""
+    return json.dumps({"CERT": dn})
+
+
+def login(
+    hub: Hub, user: str, dn: str | None = "/CN=Some One", extra: dict[str, str] | None = None
+) -> None:
+    """Log ``user`` in through the hub's login page, as the front proxy would."""
+    headers = {"Remote-User": user, "X-Gridhub-Secret": FRONT_SECRET}
+    headers |= {"User": user_header(dn)} if dn is not None else {}
+    response = httpx.get(f"{hub.url}/hub/login", headers=headers | (extra or {}))
+    assert response.status_code == 302, response.text
+
+
+def post_user_data(hub: Hub, user: str, data: dict) -> None:
+    """``user`` posts ``data`` to /hub/set-user-data with an API token of their own."""
+    token = hub.api().post(f"/users/{user}/tokens", json={"note": "t"}).json()["token"]
+    response = httpx.post(
+        f"{hub.url}/hub/set-user-data", json=data, headers={"Authorization": f"token {token}"}
+    )
+    assert response.status_code == 200, response.text
+
+
+def server_env(hub: Hub, user: str, timeout: float = 10) -> dict[str, str]:
+    """The environment of ``user``'s server process started by ``hub`` (not another test's hub:
+    other test runs on this machine have users of the same names)."""
+    deadline = time.monotonic() + timeout
+    api_url = f"http://127.0.0.1:{hub.hub_port}/hub/api"
+    while time.monotonic() < deadline:
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                raw = environ.read_bytes()
+            except OSError:
+                continue
+            entries = dict(
+                item.split("=", 1)
+                for item in raw.decode(errors="replace").split("\0")
+                if "=" in item
+            )
+            if (
+                entries.get("JUPYTERHUB_USER") == user
+                and entries.get("JUPYTERHUB_API_URL") == api_url
+            ):
+                return entries
+        time.sleep(0.2)
+    raise AssertionError(f"no single-user server process of {user} for the hub on {api_url}")
 
 
 def admin(slapd: Slapd) -> ldap3.Connection:
