@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +11,40 @@ import pytest
 
 from tests.harness.hub import Hub
 from tests.harness.nginx import Nginx
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Remember each phase's report on the item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _failed(item: pytest.Item) -> bool:
+    return any(
+        getattr(getattr(item, f"report_{when}", None), "failed", False)
+        for when in ("setup", "call")
+    )
+
+
+@pytest.fixture(autouse=True)
+def keep_logs_of_failures(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """When a test fails, copy every log its services wrote (hub, proxy, daemons) to tests/artifacts/.
+
+    The artifacts of a flaky failure are the bug report: CI keeps them, and so does a local run.
+    """
+    yield
+    if not _failed(request.node):
+        return
+    target = ARTIFACTS / re.sub(r"[^A-Za-z0-9._-]+", "_", request.node.nodeid)[:150]
+    for log in tmp_path.rglob("*.log"):
+        if log.is_file():
+            destination = target / log.relative_to(tmp_path)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, destination)
 
 
 @pytest.fixture
