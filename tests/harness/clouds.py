@@ -1,4 +1,4 @@
-"""Cloud API servers on loopback: moto for EC2 (libcloud)."""
+"""Cloud API servers on loopback: moto for EC2 and a fake OpenStack, both through libcloud."""
 
 from __future__ import annotations
 
@@ -34,5 +34,41 @@ def ec2_options(port: int) -> dict:
         },
         "image": "ami-03cf127a",
         "ssh_username": "ec2-user",
+        "check_reachable": False,
+    }
+
+
+OPENSTACK = Path(__file__).resolve().parent / "openstack_api.py"
+
+
+def start_openstack(directory: Path) -> tuple[Daemon, int, Path]:
+    """The fake Keystone+Nova+Glance server; returns it, its port and its state file."""
+    port = free_port()
+    state = directory / "openstack_state.json"
+    daemon = Daemon(
+        "openstack",
+        [sys.executable, str(OPENSTACK), str(port), str(state)],
+        directory / "openstack.log",
+    )
+    daemon.start(lambda: port_open("127.0.0.1", port), timeout=30)
+    return daemon, port, state
+
+
+def openstack_options(port: int) -> dict:
+    """corc libcloud options for the fake OpenStack (its addresses are never contacted)."""
+    return {
+        "driver": "openstack",
+        "key": "demo",
+        "secret": "secret-password",
+        "driver_kwargs": {
+            "ex_force_auth_url": f"http://127.0.0.1:{port}/identity",
+            "ex_force_auth_version": "3.x_password",
+            "ex_tenant_name": "gridhub",
+            "ex_domain_name": "Default",
+            "ex_force_service_region": "RegionOne",
+            "api_version": "2.0",
+        },
+        "image": "ubuntu-22.04",
+        "ssh_username": "ubuntu",
         "check_reachable": False,
     }
