@@ -13,18 +13,160 @@ from collections.abc import Mapping, Sequence
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# $1: the server's directory (relative to $HOME); the rest: the notebook command.
+# The agent runs beside the notebook, in its own session, as the same user. It holds the one API
+# port the notebook knows (JUPYTERHUB_API_URL) for the notebook's whole life and relays each
+# connection to the reverse forward's current port, which the spawner writes to ``hub_port`` after
+# every (re)connect: a new SSH connection can always take a fresh remote port, even while a
+# half-open old session still holds the previous one. It also watches the hub: when the hub's
+# API has not answered for ``grace`` seconds, it stops the notebook and removes its files.
+# argv: directory (absolute), grace seconds, check interval seconds, API path (/hub/api).
+AGENT = r"""
+import asyncio, os, shutil, signal, sys, time
+
+directory, grace, interval, api_path = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+
+
+def path(name):
+    return os.path.join(directory, name)
+
+
+def read_int(name):
+    try:
+        with open(path(name)) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+async def pipe(reader, writer):
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def relay(reader, writer):
+    port = read_int("hub_port")
+    try:
+        hub_reader, hub_writer = await asyncio.open_connection("127.0.0.1", port)
+    except (OSError, TypeError):
+        writer.close()
+        return
+    await asyncio.gather(pipe(reader, hub_writer), pipe(hub_reader, writer))
+
+
+async def hub_answers():
+    port = read_int("hub_port")
+    if port is None:
+        return False
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        writer.write(("GET %s/ HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n" % api_path).encode())
+        line = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        return line.startswith(b"HTTP/1.")
+    except (OSError, asyncio.TimeoutError):
+        return False
+
+
+def stop_notebook(pid):
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 0)):
+        try:
+            os.killpg(pid, sig)
+        except OSError:
+            pass
+        deadline = time.monotonic() + wait
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+async def main():
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    with open(path("agent_port.tmp"), "w") as f:
+        f.write("%d\n" % port)
+    os.replace(path("agent_port.tmp"), path("agent_port"))
+    deadline = time.monotonic() + 60
+    while (pid := read_int("notebook.pid")) is None:
+        if time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.05)
+    last_answer = time.monotonic()
+    while alive(pid):
+        if await hub_answers():
+            last_answer = time.monotonic()
+        elif time.monotonic() - last_answer > grace:
+            print("the hub has not answered for %.0f s: stopping the notebook" % grace, flush=True)
+            stop_notebook(pid)
+            return
+        await asyncio.sleep(interval)
+
+
+asyncio.run(main())
+"""
+
+# $1: the server's directory (absolute, or relative to $HOME); the rest: the notebook command. The environment
+# (stdin) carries GRIDHUB_* settings for the agent; the launcher points the notebook's API URLs at
+# the agent and prints the notebook's pid, then the agent's.
 LAUNCHER = r"""
 umask 077
 cd || exit 4
 dir="$1"; shift
 mkdir -p "$dir/runtime" || exit 3
+dir=$(cd "$dir" && pwd) || exit 3
 set -a
 . /dev/stdin
 set +a
-export JUPYTER_RUNTIME_DIR="$HOME/$dir/runtime"
+printf '%s\n' "$GRIDHUB_AGENT" >"$dir/agent.py" || exit 3
+printf '%s\n' "$GRIDHUB_HUB_PORT" >"$dir/hub_port" || exit 3
+setsid "$GRIDHUB_PYTHON" "$dir/agent.py" "$dir" "$GRIDHUB_GRACE" "$GRIDHUB_CHECK" \
+  "$GRIDHUB_API_PATH" </dev/null >"$dir/agent.log" 2>&1 &
+agent=$!
+i=0
+while [ ! -s "$dir/agent_port" ]; do
+  if ! kill -0 "$agent" 2>/dev/null || [ "$i" -ge 300 ]; then
+    echo "the gridhub agent ($GRIDHUB_PYTHON) did not start:" >&2
+    tail -n 5 "$dir/agent.log" >&2
+    kill "$agent" 2>/dev/null
+    exit 5
+  fi
+  sleep 0.05; i=$((i+1))
+done
+port=$(cat "$dir/agent_port")
+export JUPYTERHUB_API_URL="http://127.0.0.1:$port$GRIDHUB_API_PATH"
+export JUPYTERHUB_ACTIVITY_URL="http://127.0.0.1:$port$GRIDHUB_ACTIVITY_PATH"
+unset GRIDHUB_AGENT GRIDHUB_HUB_PORT GRIDHUB_PYTHON GRIDHUB_GRACE GRIDHUB_CHECK GRIDHUB_API_PATH \
+  GRIDHUB_ACTIVITY_PATH
+export JUPYTER_RUNTIME_DIR="$dir/runtime"
 setsid "$@" </dev/null >"$dir/notebook.log" 2>&1 &
+echo "$!" >"$dir/notebook.pid"
 echo "$!"
+echo "$agent"
+"""
+
+# $1: directory, $2: the reverse forward's port on this host (after a reconnect).
+SET_HUB_PORT = r"""
+cd || exit 4
+[ -d "$1" ] || exit 0
+printf '%s\n' "$2" >"$1/hub_port.tmp" && mv -f "$1/hub_port.tmp" "$1/hub_port"
 """
 
 # $1: directory, $2: pid. Prints the server's runtime JSON, WAIT, or DEAD and the log's tail.
@@ -39,9 +181,11 @@ fi
 
 ALIVE = r'kill -0 "$1" 2>/dev/null'
 
-# $1: pid (also the process group), $2: directory, $3: seconds to wait before SIGKILL.
+# $1: pid (also the process group), $2: directory, $3: seconds to wait before SIGKILL,
+# $4: the agent's pid (0: none). The agent goes first, so it neither relays nor watches any more.
 STOP = r"""
 cd || exit 4
+[ "$4" -gt 0 ] 2>/dev/null && kill -KILL -- "-$4" 2>/dev/null
 kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
 i=0
 while kill -0 "$1" 2>/dev/null && [ "$i" -lt "$(( $3 * 10 ))" ]; do sleep 0.1; i=$((i+1)); done

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import posixpath
 import random
+import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner
@@ -14,7 +17,10 @@ from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from . import remote
 from .target import SSHTarget
-from .tunnel import DEFAULT_CIPHERS, Forwards, Tunnel, TunnelError
+from .tunnel import DEFAULT_CIPHERS, Forwards, Refresher, Tunnel, TunnelError
+
+if TYPE_CHECKING:
+    from corc_core import SSHAuthenticator
 
 
 class SpawnError(RuntimeError):
@@ -30,12 +36,30 @@ class CloudSSHSpawner(Spawner):
 
     All traffic between the hub and the notebook travels inside one SSH connection: a local
     forward carries the hub's requests to the notebook (which listens on the remote host's
-    127.0.0.1 only) and a reverse forward carries the notebook's API calls back to the hub. The host
-    key is always verified. The API token reaches the notebook over the SSH channel, never on a
-    command line or in a world-readable file.
+    127.0.0.1 only) and a reverse forward carries the notebook's API calls back to the hub's REST
+    API, and only to it (``apifilter``). The host key is always verified. The API token reaches the
+    notebook over the SSH channel, never on a command line or in a world-readable file. Beside the
+    notebook runs a small agent that keeps the notebook's API URL valid across reconnects and
+    stops the notebook when the hub stays unreachable for ``remote_grace_period``.
 
-    Use it on its own (``remote_hosts``), or construct it with ``target=SSHTarget(...)`` to run on a
-    machine someone else ordered (the MultipleSpawner does this).
+    Use it on its own (``remote_hosts``), or as the child of a parent spawner (the MultipleSpawner)
+    that ordered the machine. A parent constructs it with the attributes JupyterHub gives every
+    spawner, plus the machine::
+
+        child = CloudSSHSpawner(
+            target=SSHTarget(host, username, key_file, port=..., certificate_file=...,
+                             host_key=..., gpu_ids=(...)),
+            parent=self, config=self.config,        # so c.CloudSSHSpawner.* applies
+            user=self.user, hub=self.hub, orm_spawner=self.orm_spawner,
+            api_token=self.api_token, oauth_client_id=self.oauth_client_id,
+            server=self.server, hub_connect_url=self.hub_connect_url,
+            cert_paths=self.cert_paths, start_timeout=self.start_timeout,
+        )
+        child._spawn_future = self._spawn_future   # so the child's progress() streams
+        child.credentials_refresher = renew        # optional: re-issues an expiring certificate
+
+    and delegates ``start``/``poll``/``stop``/``progress`` to it, keeping ``child.get_state()``
+    inside its own state (it holds no secret: references only).
     """
 
     remote_hosts = List(
@@ -59,6 +83,22 @@ class CloudSSHSpawner(Spawner):
         config=True,
         help="OpenSSH user certificate for the key (``{username}`` expanded); empty: none.",
     )
+    corc_ssh_directory = Unicode(
+        "",
+        config=True,
+        help="""Instead of ``ssh_key_file``: a corc_core ``SSHAuthenticator`` directory whose CA
+        issues each (user, server) its own key and a short-lived certificate. The certificate is
+        renewed when a reconnect finds it about to expire; the key is removed at stop. The remote
+        hosts must trust the CA (``TrustedUserCAKeys``).""",
+    )
+    certificate_validity = Float(
+        3600, config=True, help="Seconds a certificate from ``corc_ssh_directory`` is valid."
+    )
+    certificate_margin = Float(
+        300,
+        config=True,
+        help="A certificate that expires within this many seconds is renewed before connecting.",
+    )
     known_hosts = Unicode(
         "",
         config=True,
@@ -70,6 +110,17 @@ class CloudSSHSpawner(Spawner):
         config=True,
         help="Command that starts the notebook on the remote host (``Spawner.args`` are appended).",
     )
+    remote_python = Unicode(
+        "python3",
+        config=True,
+        help="Python 3 on the remote host that runs the small agent beside the notebook.",
+    )
+    remote_root = Unicode(
+        ".gridhub/servers",
+        config=True,
+        help="""Directory on the remote host that holds each server's files (mode 0700), in
+        ``<user>-<server>`` subdirectories; relative paths are under the remote user's home.""",
+    )
     remote_path = Unicode(
         "",
         config=True,
@@ -78,7 +129,40 @@ class CloudSSHSpawner(Spawner):
     remote_environment = Dict(
         config=True, help="Extra environment for the remote notebook (added to ``environment``)."
     )
-    keepalive_interval = Float(10, config=True, help="Seconds between SSH keepalives.")
+    remote_grace_period = Float(
+        600,
+        config=True,
+        help="""The agent beside the notebook stops it (and removes its files) when the hub's API
+        has not answered through the tunnel for this many seconds.""",
+    )
+    remote_check_interval = Float(
+        10, config=True, help="Seconds between the agent's checks that the hub answers."
+    )
+    local_forward_ip = Unicode(
+        "127.0.0.1",
+        config=True,
+        help="""Address the local forward listens on, on the hub's machine. ``127.0.0.1`` when the
+        proxy runs beside the hub; the hub container's address (or ``0.0.0.0``) when the proxy runs
+        in another container.""",
+    )
+    local_forward_connect_ip = Unicode(
+        "",
+        config=True,
+        help="""Address the proxy uses to reach the local forward; empty: ``local_forward_ip``, or
+        this machine's hostname when that is a bind-all address.""",
+    )
+    keepalive_interval = Float(
+        5,
+        config=True,
+        help="Seconds between SSH keepalives; a silent connection is dropped after"
+        " keepalive_interval x keepalive_count seconds and re-made.",
+    )
+    keepalive_count = Integer(
+        3, config=True, help="Unanswered keepalives after which the connection counts as lost."
+    )
+    reconnect_max_delay = Float(
+        4, config=True, help="Longest wait between two reconnect attempts (the backoff's cap)."
+    )
     ssh_ciphers = List(
         Unicode(),
         list(DEFAULT_CIPHERS),
@@ -88,11 +172,16 @@ class CloudSSHSpawner(Spawner):
     stop_timeout = Integer(
         10, config=True, help="Seconds the notebook gets to exit on SIGTERM before SIGKILL."
     )
-    reconnect_timeout = Float(
-        60,
+    stop_deadline = Float(
+        30,
         config=True,
-        help="How long poll() waits for a dropped SSH connection to come back before the server is"
-        " considered gone.",
+        help="""Upper bound for stop() as a whole (connecting included). What could not be cleaned
+        up in time is kept in the state and finished at the next start.""",
+    )
+    reconnect_timeout = Float(
+        30,
+        config=True,
+        help="How long a lost SSH connection may stay down before poll() reports the server gone.",
     )
 
     @default("env_keep")
@@ -102,11 +191,18 @@ class CloudSSHSpawner(Spawner):
     def __init__(self, target: SSHTarget | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = target
+        #: A parent may set this: called with a target whose certificate expires soon, it returns
+        #: the target with a renewed certificate.
+        self.credentials_refresher: Refresher | None = None
         self.tunnel: Tunnel | None = None
         self.pid: int | None = None
+        self.agent_pid: int | None = None
         self.remote_dir = ""
         self.forwards = Forwards()
+        #: Remote servers a stop could not reach: kept in the state and stopped later.
+        self.unfinished: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
+        self._handed_target = target is not None
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -116,11 +212,13 @@ class CloudSSHSpawner(Spawner):
             state.update(
                 target=self.target.to_state(),
                 pid=self.pid,
+                agent_pid=self.agent_pid or 0,
                 remote_dir=self.remote_dir,
                 notebook_port=self.forwards.notebook_port,
                 local_port=self.forwards.local_port,
-                api_port=self.forwards.api_port,
             )
+        if self.unfinished:
+            state["unfinished"] = self.unfinished
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -128,38 +226,80 @@ class CloudSSHSpawner(Spawner):
         if state.get("pid") and state.get("target"):
             self.target = SSHTarget.from_state(state["target"])
             self.pid = int(state["pid"])
+            self.agent_pid = int(state.get("agent_pid") or 0) or None
             self.remote_dir = state["remote_dir"]
             self.forwards = Forwards(
                 notebook_port=int(state["notebook_port"]),
                 local_port=int(state["local_port"]),
-                api_port=int(state["api_port"]),
             )
+        self.unfinished = list(state.get("unfinished", []))
 
     def clear_state(self) -> None:
-        super().clear_state()
+        super().clear_state()  # ``unfinished`` stays: it outlives this server
         self.pid = None
+        self.agent_pid = None
         self.remote_dir = ""
         self.forwards = Forwards()
+        if not self._handed_target:
+            self.target = None
 
     # -- helpers ----------------------------------------------------------------------------------
 
     def _expand(self, template: str) -> str:
         return template.replace("{username}", self.user.name)
 
-    def _configured_target(self) -> SSHTarget:
+    def _ssh_authenticator(self) -> SSHAuthenticator:
+        from corc_core import SSHAuthenticator  # only when used: corc_core imports cloud SDKs
+
+        return SSHAuthenticator(
+            self.corc_ssh_directory,
+            use_certificates=True,
+            certificate_validity=self.certificate_validity,
+            refresh_margin=self.certificate_margin,
+        )
+
+    async def _configured_target(self) -> SSHTarget:
         if not self.remote_hosts:
             raise TunnelError("CloudSSHSpawner.remote_hosts is empty and no target was handed in")
-        if not self.ssh_key_file:
-            raise TunnelError("CloudSSHSpawner.ssh_key_file is not set")
+        if not self.ssh_key_file and not self.corc_ssh_directory:
+            raise TunnelError("set CloudSSHSpawner.ssh_key_file or corc_ssh_directory")
         host, _, port = random.choice(self.remote_hosts).partition(":")  # noqa: S311
+        username = self._expand(self.remote_user)
+        key_file = self._expand(self.ssh_key_file)
+        certificate_file = self._expand(self.ssh_certificate_file) or None
+        if self.corc_ssh_directory:
+            credentials = await self._ssh_authenticator().credentials_for(
+                self.user.name, remote_user=username, server_name=self.name
+            )
+            key_file, certificate_file = credentials.key_file, credentials.certificate_file
         return SSHTarget(
             host=host,
             port=int(port or 22),
-            username=self._expand(self.remote_user),
-            key_file=self._expand(self.ssh_key_file),
-            certificate_file=self._expand(self.ssh_certificate_file) or None,
+            username=username,
+            key_file=key_file,
+            certificate_file=certificate_file,
             known_hosts=self.known_hosts or None,
         )
+
+    async def _refresh(self, target: SSHTarget) -> SSHTarget:
+        """``target`` with a certificate that does not expire soon (see ``certificate_margin``)."""
+        if self.credentials_refresher is not None:
+            renewed = await self.credentials_refresher(target)
+        elif self.corc_ssh_directory and target.certificate_file:
+            from corc_core import CorcError, SSHCredentials
+
+            try:
+                credentials = await self._ssh_authenticator().refresh(
+                    SSHCredentials(target.username, target.key_file, "", target.certificate_file)
+                )
+            except CorcError as error:
+                raise TunnelError(str(error)) from None
+            renewed = replace(target, certificate_file=credentials.certificate_file)
+        else:
+            return target
+        if self.target is not None and self.target.host == renewed.host:
+            self.target = renewed
+        return renewed
 
     def _hub_address(self) -> tuple[str, int]:
         api_url = self.hub_connect_url or self.hub.api_url
@@ -169,16 +309,52 @@ class CloudSSHSpawner(Spawner):
             host = "127.0.0.1"
         return host, parsed.port or (443 if parsed.scheme == "https" else 80)
 
+    def _api_path(self) -> str:
+        return urlparse(self.hub.api_url).path.rstrip("/") or "/hub/api"
+
+    def _new_tunnel(self, target: SSHTarget) -> Tunnel:
+        return Tunnel(
+            target,
+            self.log,
+            keepalive_interval=self.keepalive_interval,
+            keepalive_count=self.keepalive_count,
+            reconnect_max_delay=self.reconnect_max_delay,
+            ciphers=tuple(self.ssh_ciphers),
+            refresh=self._refresh,
+            certificate_margin=self.certificate_margin,
+            on_established=self._established,
+        )
+
     def _tunnel(self) -> Tunnel:
         if self.tunnel is None:
             assert self.target is not None
-            self.tunnel = Tunnel(
-                self.target,
-                self.log,
-                keepalive_interval=self.keepalive_interval,
-                ciphers=tuple(self.ssh_ciphers),
-            )
+            self.tunnel = self._new_tunnel(self.target)
         return self.tunnel
+
+    def _forwards(self, local_port: int = 0, notebook_port: int = 0) -> Forwards:
+        hub_host, hub_port = self._hub_address()
+        return Forwards(
+            notebook_port=notebook_port,
+            local_port=local_port,
+            hub_host=hub_host,
+            hub_port=hub_port,
+            api_prefix=self._api_path() + "/",
+            local_bind=self.local_forward_ip,
+        )
+
+    async def _established(self, tunnel: Tunnel) -> None:
+        """After each (re)connect: tell the agent the reverse forward's new port."""
+        if self.pid and self.remote_dir and tunnel.forwards is not None:
+            await tunnel.run(
+                remote.shell(remote.SET_HUB_PORT, self.remote_dir, str(tunnel.forwards.api_port))
+            )
+
+    def _connect_ip(self) -> str:
+        if self.local_forward_connect_ip:
+            return self.local_forward_connect_ip
+        if self.local_forward_ip in ("0.0.0.0", "::", ""):  # noqa: S104
+            return socket.gethostname()
+        return self.local_forward_ip
 
     def _progress(self, percent: int, message: str) -> None:
         self._events.append({"progress": percent, "message": message})
@@ -186,52 +362,71 @@ class CloudSSHSpawner(Spawner):
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        api_url = f"http://127.0.0.1:{self.forwards.api_port}{urlparse(self.hub.api_url).path}"
-        env["JUPYTERHUB_API_URL"] = api_url
-        env["JUPYTERHUB_ACTIVITY_URL"] = url_path_join(
-            api_url, "users", getattr(self.user, "escaped_name", self.user.name), "activity"
+        # The launcher points these at the agent's port on the remote host.
+        env.pop("JUPYTERHUB_API_URL", None)
+        env.pop("JUPYTERHUB_ACTIVITY_URL", None)
+        api_path = self._api_path()
+        env["GRIDHUB_API_PATH"] = api_path
+        env["GRIDHUB_ACTIVITY_PATH"] = url_path_join(
+            api_path, "users", getattr(self.user, "escaped_name", self.user.name), "activity"
         )
+        if self.target is not None and self.target.gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.target.gpu_ids)
         env.update(self.remote_environment)
         if self.remote_path:
             env["PATH"] = f"{self.remote_path}:/usr/local/bin:/usr/bin:/bin"
+        return env
+
+    def _launch_environment(self) -> dict[str, str]:
+        env = self.get_env()
+        env.update(
+            GRIDHUB_AGENT=remote.AGENT,
+            GRIDHUB_PYTHON=self.remote_python,
+            GRIDHUB_GRACE=str(self.remote_grace_period),
+            GRIDHUB_CHECK=str(self.remote_check_interval),
+            GRIDHUB_HUB_PORT=str(self.forwards.api_port),
+        )
         return env
 
     # -- Spawner API ------------------------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
         self._events = []
-        if self.target is None:
-            self.target = self._configured_target()
-        host = self.target.host
-        self._progress(10, f"Connecting to {host} over SSH")
-        tunnel = self._tunnel()
+        await self.finish_unfinished()
+        host = "the remote host"
         try:
-            hub_host, hub_port = self._hub_address()
-            self.forwards = Forwards(hub_host=hub_host, hub_port=hub_port)
-            await tunnel.connect()
+            if self.target is None:
+                self.target = await self._configured_target()
+            host = self.target.host
+            self._progress(10, f"Connecting to {host} over SSH")
+            tunnel = self._tunnel()
+            self.forwards = self._forwards()
             # The reverse forward first: the notebook needs the hub's API as soon as it starts.
             await tunnel.open(self.forwards)
             self.ip, self.port = "127.0.0.1", 0  # the remote OS picks a free port: no race
-            self.remote_dir = f".gridhub/servers/{self.user.name}-{self.name or 'default'}"
+            self.remote_dir = posixpath.join(
+                self.remote_root, f"{self.user.name}-{self.name or 'default'}"
+            )
             self._progress(30, f"Starting the notebook server on {host}")
             argv = [*self.remote_command, *self.get_args()]
             output = await tunnel.run(
                 remote.launch_command(self.remote_dir, argv),
-                stdin=remote.encode_environment(self.get_env()),
+                stdin=remote.encode_environment(self._launch_environment()),
             )
-            self.pid = int(output.strip().splitlines()[-1])
+            lines = output.split()
+            self.pid, self.agent_pid = int(lines[-2]), int(lines[-1])
             self._progress(50, f"Waiting for the notebook server on {host} (pid {self.pid})")
             self.forwards.notebook_port = await self._wait_for_port()
             # The local forward can point at the notebook only now that its port is known.
             await tunnel.open_local()
-        except (TunnelError, RuntimeError, ValueError) as error:
+        except (TunnelError, RuntimeError, ValueError, IndexError) as error:
             await self._tear_down()
             raise SpawnError(f"Could not start your server on {host}: {error}") from None
         except BaseException:
             await self._tear_down()
             raise
         self._progress(90, f"Notebook server on {host} is up; connecting the hub to it")
-        return "127.0.0.1", self.forwards.local_port
+        return self._connect_ip(), self.forwards.local_port
 
     async def _wait_for_port(self) -> int:
         assert self.tunnel is not None
@@ -246,52 +441,128 @@ class CloudSSHSpawner(Spawner):
             await asyncio.sleep(0.25)
         raise RuntimeError(f"the notebook server did not start within {self.start_timeout} s")
 
-    async def _tear_down(self) -> None:
-        """Stop whatever a failed start left: the remote process, then the tunnel."""
+    def _stop_command(self, pid: int, agent_pid: int | None, remote_dir: str) -> str:
+        return remote.shell(
+            remote.STOP, str(pid), remote_dir, str(self.stop_timeout), str(agent_pid or 0)
+        )
+
+    def _remember_unfinished(self, reason: str) -> None:
+        """Keep what a stop could not clean up (the state outlives this server)."""
+        assert self.target is not None and self.pid is not None
+        self.log.error(
+            "%s: could not stop pid %s on %s (%s); kept in the state to finish later",
+            self._log_name,
+            self.pid,
+            self.target.host,
+            reason,
+        )
+        self.unfinished.append(
+            {
+                "target": self.target.to_state(),
+                "pid": self.pid,
+                "agent_pid": self.agent_pid or 0,
+                "remote_dir": self.remote_dir,
+                "server_name": self.name,
+            }
+        )
+
+    async def _close_tunnel(self) -> None:
+        if self.tunnel is not None:
+            tunnel, self.tunnel = self.tunnel, None
+            await tunnel.close()
+
+    async def _remove_credentials(self, server_name: str) -> None:
+        if self.corc_ssh_directory and not self._handed_target:
+            await self._ssh_authenticator().remove(self.user.name, server_name)
+
+    async def _tear_down(self, deadline: float | None = None) -> None:
+        """Stop the remote process (within ``deadline`` s), close the tunnel, forget the server.
+
+        What cannot be stopped in time is remembered in ``unfinished``.
+        """
+        stopped = True
         if self.pid is not None and self.tunnel is not None:
             try:
-                await self.tunnel.run(
-                    remote.shell(
-                        remote.STOP, str(self.pid), self.remote_dir, str(self.stop_timeout)
-                    ),
-                    timeout=self.stop_timeout + 10,
-                )
-            except TunnelError as error:
-                self.log.error("Could not stop pid %s on %s: %s", self.pid, self.target, error)
-        if self.tunnel is not None:
-            await self.tunnel.close()
-            self.tunnel = None
+                async with asyncio.timeout(deadline or self.stop_deadline):
+                    await self.tunnel.run(
+                        self._stop_command(self.pid, self.agent_pid, self.remote_dir),
+                        timeout=self.stop_timeout + 10,
+                    )
+            except (TunnelError, TimeoutError) as error:
+                stopped = False
+                self._remember_unfinished(str(error) or "timed out")
+        await self._close_tunnel()
+        if stopped:
+            await self._remove_credentials(self.name)
         self.clear_state()
+
+    async def finish_unfinished(self, deadline: float | None = None) -> None:
+        """Stop the remote servers earlier stops could not reach (bounded; kept if unreachable)."""
+        left = []
+        for record in self.unfinished:
+            target = SSHTarget.from_state(record["target"])
+            tunnel = self._new_tunnel(target)
+            tunnel.on_established = None
+            try:
+                async with asyncio.timeout(deadline or min(self.stop_deadline, 15)):
+                    await tunnel.run(
+                        self._stop_command(
+                            record["pid"], record.get("agent_pid"), record["remote_dir"]
+                        ),
+                        timeout=self.stop_timeout + 10,
+                    )
+                self.log.info(
+                    "%s: stopped pid %s on %s, left from an earlier stop",
+                    self._log_name,
+                    record["pid"],
+                    target.host,
+                )
+                await self._remove_credentials(record.get("server_name", ""))
+            except (TunnelError, TimeoutError) as error:
+                self.log.warning("%s: %s is still unreachable: %s", self._log_name, target, error)
+                left.append(record)
+            finally:
+                await tunnel.close()
+        self.unfinished = left
 
     async def poll(self) -> int | None:
         if self.pid is None or self.target is None:
             return 0
         tunnel = self._tunnel()
+        loop = asyncio.get_running_loop()
         try:
-            if (
-                tunnel.forwards is None
-            ):  # after a hub restart: re-make the tunnels on the same ports
-                self.forwards.hub_host, self.forwards.hub_port = self._hub_address()
+            if tunnel.forwards is None:  # after a hub restart: re-make the tunnels
+                self.forwards = self._forwards(
+                    local_port=self.forwards.local_port, notebook_port=self.forwards.notebook_port
+                )
                 await tunnel.open(self.forwards)
-            elif not await tunnel.wait_ready(self.reconnect_timeout):
-                self.log.error("%s: SSH tunnel to %s is down", self._log_name, self.target.host)
-                return 1
-            await tunnel.run(remote.shell(remote.ALIVE, str(self.pid)))
+            elif not tunnel.connected:
+                lost = tunnel.lost_since if tunnel.lost_since is not None else loop.time()
+                left = self.reconnect_timeout - (loop.time() - lost)
+                if left <= 0 or not await tunnel.wait_ready(left):
+                    raise TunnelError(
+                        f"the SSH tunnel to {self.target.host} has been down for more than"
+                        f" {self.reconnect_timeout:.0f} s"
+                    )
+            await tunnel.run(remote.shell(remote.ALIVE, str(self.pid)), timeout=15)
         except TunnelError as error:
-            if "exited with" in str(error):
-                return 1  # the process is gone
+            if "exited with" in str(error):  # the process is gone: clean up after it
+                self.log.warning("%s: the notebook process has ended", self._log_name)
+                await self._tear_down(deadline=15)
+                return 1
             self.log.error("%s: cannot check the server: %s", self._log_name, error)
+            # The hub will forget this server: remember it, so a later start stops it.
+            self._remember_unfinished(str(error))
+            await self._close_tunnel()
+            self.clear_state()
             return 1
         return None
 
     async def stop(self, now: bool = False) -> None:
         if self.pid is None or self.target is None:
+            await self.finish_unfinished()
             return
         self._tunnel()
-        try:
-            await self.tunnel.connect()
-        except TunnelError as error:
-            self.log.error("%s: cannot reach %s to stop it: %s", self._log_name, self.target, error)
         await self._tear_down()
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:

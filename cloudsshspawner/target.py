@@ -17,7 +17,9 @@ class SSHTarget:
     ``key_file`` is an OpenSSH private key (mode 0600); ``certificate_file`` an optional OpenSSH user
     certificate for it. The host is verified against ``host_key`` (a pinned public key,
     ``ssh-ed25519 AAAA...``) when given, otherwise against ``known_hosts`` (a file path). One of the
-    two is required: host-key checking is never off.
+    two is required: host-key checking is never off. ``gpu_ids`` are the GPUs the machine's
+    resource owns (the notebook gets ``CUDA_VISIBLE_DEVICES`` for exactly those). No field is a
+    secret: a target is kept in the spawner's state, which JupyterHub stores unencrypted.
     """
 
     host: str
@@ -27,6 +29,7 @@ class SSHTarget:
     certificate_file: str | None = None
     host_key: str | None = None
     known_hosts: str | None = None
+    gpu_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -37,6 +40,7 @@ class SSHTarget:
             raise ValueError(
                 f"no way to verify the host key of {self.host}: give host_key or known_hosts"
             )
+        object.__setattr__(self, "gpu_ids", tuple(str(gpu) for gpu in self.gpu_ids))
 
     def to_state(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,22 +1,30 @@
 """``Tunnel``: one SSH connection with a local and a reverse forward, kept alive and re-made.
 
-- local forward: ``127.0.0.1:local_port`` on the hub host reaches the notebook at
+- local forward: ``<local_bind>:local_port`` on the hub host reaches the notebook at
   ``127.0.0.1:notebook_port`` on the remote host;
-- reverse forward: ``127.0.0.1:api_port`` on the remote host reaches the hub's API.
+- reverse forward: ``127.0.0.1:api_port`` on the remote host reaches the hub's REST API only,
+  through an ``ApiFilter`` (see ``apifilter``).
 
-When the connection drops, the tunnel reconnects with exponential backoff and re-creates both
-forwards on the same ports, so the hub's route and the notebook's API URL stay valid.
+Keepalives bound how long a silent (half-open) connection goes unnoticed: ``keepalive_interval`` x
+``keepalive_count`` seconds. When the connection drops, the tunnel reconnects with a capped
+exponential backoff. The local forward comes back on the same port (the hub's route stays valid);
+the reverse forward takes a fresh remote port on every connection, so an old sshd session that
+still holds the previous one never blocks it, and ``on_established`` tells the remote side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncssh
 
+from .apifilter import ApiFilter
 from .target import SSHTarget
 
 # AES-GCM first: with AES-NI it is the fastest cipher asyncssh has (OpenSSH's default,
@@ -39,37 +47,64 @@ class TunnelError(Exception):
 
 @dataclass
 class Forwards:
-    """The ports of the two forwards (0: let the system choose on first use)."""
+    """The ports of the two forwards (0: let the system choose)."""
 
     notebook_port: int = 0
     local_port: int = 0
     hub_host: str = "127.0.0.1"
     hub_port: int = 8081
     api_port: int = 0
+    api_prefix: str = "/hub/api/"
+    local_bind: str = "127.0.0.1"
+
+
+# Called with a target whose certificate expires soon; returns one with a fresh certificate.
+Refresher = Callable[[SSHTarget], Awaitable[SSHTarget]]
+# Called after each connection is made and its forwards are open.
+Established = Callable[["Tunnel"], Awaitable[None]]
 
 
 class Tunnel:
-    """An SSH connection to ``target`` that can run commands and carry the two forwards."""
+    """An SSH connection to ``target`` that can run commands and carry the two forwards.
+
+    ``connect()`` is serialized: concurrent callers share one connection. ``close()`` ends the
+    connection, the reconnect task and any connection attempt in flight.
+    """
 
     def __init__(
         self,
         target: SSHTarget,
         log: logging.Logger | logging.LoggerAdapter,
         *,
-        keepalive_interval: float = 10,
+        keepalive_interval: float = 5,
+        keepalive_count: int = 3,
         connect_timeout: float = 20,
+        reconnect_max_delay: float = 4,
         ciphers: tuple[str, ...] = DEFAULT_CIPHERS,
+        refresh: Refresher | None = None,
+        certificate_margin: float = 60,
+        on_established: Established | None = None,
     ) -> None:
         self.target = target
         self.log = log
         self.keepalive_interval = keepalive_interval
+        self.keepalive_count = keepalive_count
         self.connect_timeout = connect_timeout
+        self.reconnect_max_delay = reconnect_max_delay
         self.ciphers = ciphers
+        self.refresh = refresh
+        self.certificate_margin = certificate_margin
+        self.on_established = on_established
         self.forwards: Forwards | None = None
+        self.api_filter: ApiFilter | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
+        self._lock = asyncio.Lock()
+        self._attempt: asyncio.Task[asyncssh.SSHClientConnection] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self.connections = 0  # SSH connections made over this tunnel's life
         self.reconnects = 0
+        self.lost_since: float | None = None  # loop time the connection was lost, while it is
 
     @property
     def connected(self) -> bool:
@@ -88,21 +123,58 @@ class Tunnel:
             return ([key], [], [])
         return self.target.known_hosts
 
-    def _read_key(self) -> object:
+    def _read_key(self) -> tuple[object, float | None]:
+        """The client key (with its certificate) and the certificate's expiry (epoch seconds)."""
         key = asyncssh.read_private_key(self.target.key_file)
-        if self.target.certificate_file:
-            return (key, asyncssh.read_certificate(self.target.certificate_file))
+        if not self.target.certificate_file:
+            return key, None
+        certificate = asyncssh.read_certificate(self.target.certificate_file)
+        # asyncssh keeps the validity window in an attribute without a public accessor.
+        expires = float(getattr(certificate, "_valid_before", 0) or 0)
+        return (key, certificate), expires
+
+    async def _client_key(self) -> object:
+        """The key to log in with; a certificate that expires soon is re-issued (``refresh``)."""
+        host = self.target.host
+        try:
+            key, expires = await asyncio.to_thread(self._read_key)
+            if expires is not None and expires - time.time() < self.certificate_margin:
+                if self.refresh is None:
+                    if expires <= time.time():
+                        raise TunnelError(
+                            f"the SSH certificate for {host} ({self.target.certificate_file})"
+                            " has expired and nothing can renew it"
+                        )
+                else:
+                    self.target = await self.refresh(self.target)
+                    self.log.info("Renewed the SSH certificate for %s", host)
+                    key, _ = await asyncio.to_thread(self._read_key)
+        except (OSError, asyncssh.KeyImportError, ValueError) as error:
+            raise TunnelError(f"cannot read the SSH key for {host}: {error}") from None
         return key
 
     async def connect(self) -> None:
-        """Connect (verifying the host key) if not connected."""
-        if self.connected:
-            return
+        """Connect (verifying the host key) unless connected; concurrent callers share one."""
+        async with self._lock:
+            if self._closing:
+                raise TunnelError(f"the SSH tunnel to {self.target.host} is closed")
+            if self.connected:
+                return
+            self._attempt = asyncio.ensure_future(self._open_connection())
+            try:
+                conn = await self._attempt
+            finally:
+                self._attempt = None
+            if self._closing:  # close() ran while we connected
+                conn.close()
+                raise TunnelError(f"the SSH tunnel to {self.target.host} is closed")
+            self._conn = conn
+            self.connections += 1
+            self.lost_since = None
+
+    async def _open_connection(self) -> asyncssh.SSHClientConnection:
         target = self.target
-        try:
-            key = await asyncio.to_thread(self._read_key)
-        except (OSError, asyncssh.KeyImportError) as error:
-            raise TunnelError(f"cannot read the SSH key for {target.host}: {error}") from None
+        key = await self._client_key()
         try:
             conn = await asyncio.wait_for(
                 asyncssh.connect(
@@ -113,7 +185,7 @@ class Tunnel:
                     known_hosts=self._known_hosts(),
                     encryption_algs=list(self.ciphers),
                     keepalive_interval=self.keepalive_interval,
-                    keepalive_count_max=3,
+                    keepalive_count_max=self.keepalive_count,
                     agent_path=None,
                     config=[],
                     connect_timeout=self.connect_timeout,
@@ -134,34 +206,39 @@ class Tunnel:
             ) from None
         except (OSError, asyncssh.Error, TimeoutError) as error:
             raise TunnelError(
-                f"cannot connect to {target.host}:{target.port} over SSH: {error or type(error).__name__}"
+                f"cannot connect to {target.host}:{target.port} over SSH:"
+                f" {error or type(error).__name__}"
             ) from None
-        sock = conn.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # OpenSSH's sshd turns on TCP_NODELAY for a connection only when a session is first
-        # exec'd; a forward-only connection (like `ssh -N -L`) keeps Nagle's algorithm, and every
-        # response written in two pieces then waits ~40 ms for a delayed ACK. One no-op command
-        # makes sshd set it.
         try:
+            sock = conn.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # OpenSSH's sshd turns on TCP_NODELAY for a connection only when a session is first
+            # exec'd; a forward-only connection (like `ssh -N -L`) keeps Nagle's algorithm, and
+            # every response written in two pieces then waits ~40 ms for a delayed ACK. One no-op
+            # command makes sshd set it.
             await asyncio.wait_for(conn.run("true", check=False), self.connect_timeout)
         except (OSError, asyncssh.Error, TimeoutError) as error:
             conn.close()
             raise TunnelError(
                 f"{target.host} accepted the SSH login but runs no commands: {error}"
             ) from None
-        self._conn = conn
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def run(self, command: str, stdin: str | None = None, timeout: float = 30) -> str:
         """Run ``command`` on the host; its stdout, or TunnelError with its stderr."""
         await self.connect()
-        assert self._conn is not None
+        conn = self._conn
+        assert conn is not None
         try:
-            result = await asyncio.wait_for(
-                self._conn.run(command, input=stdin, check=False), timeout
-            )
+            result = await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
         except (OSError, asyncssh.Error, TimeoutError) as error:
-            raise TunnelError(f"running a command on {self.target.host} failed: {error}") from None
+            raise TunnelError(
+                f"running a command on {self.target.host} failed: {error or type(error).__name__}"
+            ) from None
         if result.exit_status != 0:
             stderr = str(result.stderr or "").strip()
             raise TunnelError(
@@ -175,40 +252,44 @@ class Tunnel:
     async def open(self, forwards: Forwards) -> Forwards:
         """Connect and open the reverse forward, and the local one once ``notebook_port`` is set.
 
-        Ports chosen here are written back into ``forwards``; a dropped connection is re-made with
-        the same ports from then on.
+        Ports chosen here are written back into ``forwards``; a dropped connection is re-made
+        with the same local port and a fresh remote (API) port.
         """
         self.forwards = forwards
+        self.api_filter = ApiFilter(
+            forwards.hub_host, forwards.hub_port, forwards.api_prefix, self.log
+        )
         await self._establish()
-        if self._supervisor is None:
+        if self._supervisor is None and not self._closing:
             self._supervisor = asyncio.ensure_future(self._supervise())
         return forwards
 
     async def open_local(self) -> int:
         """Open the local forward to ``forwards.notebook_port``; returns the local port."""
         assert self._conn is not None and self.forwards is not None
-        await self._forward("local")
+        await self._forward(self._conn, "local")
         return self.forwards.local_port
 
     async def _establish(self) -> None:
         await self.connect()
-        assert self._conn is not None and self.forwards is not None
-        await self._forward("reverse")
-        if self.forwards.notebook_port:
-            await self._forward("local")
-
-    async def _forward(self, kind: str) -> None:
         conn, forwards = self._conn, self.forwards
         assert conn is not None and forwards is not None
+        await self._forward(conn, "reverse")
+        if forwards.notebook_port:
+            await self._forward(conn, "local")
+        if self.on_established is not None:
+            await self.on_established(self)
+
+    async def _forward(self, conn: asyncssh.SSHClientConnection, kind: str) -> None:
+        forwards, api_filter = self.forwards, self.api_filter
+        assert forwards is not None and api_filter is not None
         try:
-            if kind == "reverse":
-                listener = await conn.forward_remote_port(
-                    "127.0.0.1", forwards.api_port, forwards.hub_host, forwards.hub_port
-                )
+            if kind == "reverse":  # a fresh port on every connection
+                listener = await conn.start_server(api_filter.handler, "127.0.0.1", 0)
                 forwards.api_port = listener.get_port()
             else:
                 listener = await conn.forward_local_port(
-                    "127.0.0.1", forwards.local_port, "127.0.0.1", forwards.notebook_port
+                    forwards.local_bind, forwards.local_port, "127.0.0.1", forwards.notebook_port
                 )
                 forwards.local_port = listener.get_port()
         except (OSError, asyncssh.Error) as error:
@@ -219,11 +300,15 @@ class Tunnel:
 
     async def _supervise(self) -> None:
         """Re-make the connection and the forwards whenever the connection drops."""
+        loop = asyncio.get_running_loop()
         while not self._closing:
-            assert self._conn is not None
-            await self._conn.wait_closed()
+            conn = self._conn
+            if conn is not None:
+                await conn.wait_closed()
             if self._closing:
                 return
+            if self.lost_since is None:
+                self.lost_since = loop.time()
             self.log.warning("SSH connection to %s lost; reconnecting", self.target.host)
             delay = 0.25
             while not self._closing:
@@ -235,7 +320,7 @@ class Tunnel:
                 except TunnelError as error:
                     self.log.warning("%s; retrying in %.1f s", error, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30)
+                    delay = min(delay * 2, self.reconnect_max_delay)
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the connection is up again (after a drop); False on timeout."""
@@ -246,15 +331,18 @@ class Tunnel:
             await asyncio.sleep(0.1)
         return True
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 3) -> None:
+        """End the reconnect task, any connection attempt and the connection; bounded."""
         self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            self._supervisor = None
-        if self._conn is not None:
-            self._conn.close()
-            try:
-                await asyncio.wait_for(self._conn.wait_closed(), 5)
-            except TimeoutError:
-                pass
-            self._conn = None
+        tasks = [task for task in (self._supervisor, self._attempt) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+        self._supervisor = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.wait_closed(), timeout)

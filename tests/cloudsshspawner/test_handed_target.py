@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from corc_core import SSHAuthenticator
-from tests.cloudsshspawner.conftest import SINGLEUSER, login, status
+from tests.cloudsshspawner.conftest import AUTH_CONFIG, SINGLEUSER, login, status
 from tests.harness.hub import spawn
 from tests.harness.sshd import SSHHost
 
@@ -18,17 +18,20 @@ class HandedTargetSpawner(CloudSSHSpawner):
     def __init__(self, **kwargs):
         super().__init__(target=SSHTarget(**TARGET), **kwargs)
 
-c.JupyterHub.authenticator_class = "header"
-c.Authenticator.allow_all = True
 c.JupyterHub.spawner_class = HandedTargetSpawner
 c.CloudSSHSpawner.remote_command = [{singleuser!r}]
+c.CloudSSHSpawner.remote_root = REMOTE_ROOT
 c.Spawner.args = ["--allow-root"]
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
 """
 
 
-def handed_config(target: dict) -> str:
-    return f"TARGET = {target!r}\n" + HANDED.format(singleuser=SINGLEUSER)
+def handed_config(target: dict, remote_root: Path) -> str:
+    return (
+        f"TARGET = {target!r}\nREMOTE_ROOT = {str(remote_root)!r}\n"
+        + AUTH_CONFIG
+        + HANDED.format(singleuser=SINGLEUSER)
+    )
 
 
 def test_certificate_login_with_a_pinned_host_key(tmp_path: Path, hub_factory) -> None:
@@ -46,7 +49,7 @@ def test_certificate_login_with_a_pinned_host_key(tmp_path: Path, hub_factory) -
             "certificate_file": credentials.certificate_file,
             "host_key": host.host_public_key,
         }
-        hub = hub_factory(handed_config(target))
+        hub = hub_factory(handed_config(target, tmp_path / "remote-servers"))
         login(hub, "alice")
         ok, message = spawn(hub, "alice")
         assert ok, message
@@ -71,7 +74,7 @@ def test_a_wrong_pinned_host_key_is_refused(tmp_path: Path, hub_factory) -> None
             "key_file": credentials.key_file,
             "host_key": impostor.public_key,
         }
-        hub = hub_factory(handed_config(target))
+        hub = hub_factory(handed_config(target, tmp_path / "remote-servers"))
         login(hub, "alice")
         ok, message = spawn(hub, "alice")
         assert not ok

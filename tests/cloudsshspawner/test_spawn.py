@@ -80,7 +80,7 @@ def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub
     assert token not in everything
     assert token not in remote.host.run("ps -eo args")
     # ... and its files are private.
-    mode = remote.host.run("stat -c %a ~/.gridhub/servers/alice-default").strip()
+    mode = remote.host.run(f"stat -c %a {remote.root}/alice-default").strip()
     assert mode == "700"
 
     # Stopping ends the remote process and closes the local forward.
@@ -91,7 +91,7 @@ def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub
     while processes(remote, b"jupyterhub-singleuser"):
         assert time.monotonic() < deadline, "the notebook is still running"
         time.sleep(0.3)
-    assert remote.host.run("ls ~/.gridhub/servers/ 2>/dev/null || true").strip() == ""
+    assert remote.servers() == []
     if local_port:
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", local_port)) != 0
@@ -118,7 +118,7 @@ def test_a_notebook_that_dies_at_start_leaves_nothing_behind(remote, hub_factory
     assert not ok
     assert "the notebook server exited while starting" in message
     assert "broken" in message
-    assert remote.host.run("ls ~/.gridhub/servers/ 2>/dev/null || true").strip() == ""
+    assert remote.servers() == []
     # No SSH connection is left open from the hub.
     time.sleep(0.5)
     assert processes(remote, b"sshd: root") == []
