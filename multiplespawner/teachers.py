@@ -41,6 +41,13 @@ from .options import LABELS, MINIMUM
 TEMPLATE_SOURCE = (Path(__file__).resolve().parent / "templates" / "teachers.html").read_text()
 ROUTE = r"/teachers"
 FILE_VERSION = 1
+#: The page's field labels ("Maximum ..."); error messages use the spawn form's LABELS.
+PAGE_LABELS = {
+    "cpu": "Maximum CPU cores",
+    "memory_gb": "Maximum memory (GB)",
+    "gpus": "Maximum GPUs",
+    "minutes": "Maximum session length (minutes)",
+}
 
 
 class TeacherPage(Configurable):
@@ -292,13 +299,13 @@ class TeacherPageHandler(BaseHandler):
                     "limits": [
                         {
                             "key": key,
-                            "label": LABELS[key],
+                            "label": PAGE_LABELS[key],
                             "min": MINIMUM[key],
-                            "max": getattr(bounds.limits, key),
+                            "max": f"{getattr(bounds.limits, key):g}",
                             "step": 0.5 if key == "memory_gb" else 1,
-                            "value": choice.limits[key]
+                            "value": f"{choice.limits[key]:g}"
                             if choice and key in choice.limits
-                            else getattr(bounds.limits, key),
+                            else f"{getattr(bounds.limits, key):g}",
                         }
                         for key in access.LIMIT_KEYS
                     ],
