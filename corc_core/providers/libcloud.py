@@ -24,7 +24,6 @@ from ..errors import ConfigError, ProviderError, ResourceNotFound
 from ..orchestrator import TAG, Orchestrator
 from ..resources import Resource, ResourceConfig
 from ..shapes import Shape, choose_shape
-from ..threads import run_slow
 from ..validation import validate_image, validate_resource_name
 
 _STATES = {
@@ -294,7 +293,8 @@ class LibcloudOrchestrator(Orchestrator):
         self.extras = EXTRAS.get(self.options["driver"], DriverExtras())
 
     async def _call(self, method: str, *args: Any, not_found: bool = False, **kwargs: Any) -> Any:
-        """One driver call on corc's slow pool (libcloud blocks); errors become ours.
+        """One driver call on corc's slow pool (``call_blocking``: libcloud blocks); errors
+        become ours.
 
         ``method`` names a driver method or, with a ``extras.`` prefix, a DriverExtras method
         (called with the driver first). With ``not_found``, the provider's "no such node" answer
@@ -306,9 +306,8 @@ class LibcloudOrchestrator(Orchestrator):
             args = (driver, *args)
         else:
             func = getattr(driver, method)
-        self.api_calls += 1
         try:
-            return await run_slow(func, *args, **kwargs)
+            return await self.call_blocking(func, *args, **kwargs)
         except Exception as error:  # drivers raise many LibcloudError/BaseHTTPError variants
             if not_found and self.extras.is_not_found(error):
                 raise ResourceNotFound(
@@ -452,6 +451,7 @@ class LibcloudOrchestrator(Orchestrator):
         # One call: tags travel with the create request, so nothing exists untagged.
         node = await self._call("create_node", name=config.name, size=size, image=image, **kwargs)
         self._node_created[node.id] = time.monotonic()
+        self.note_created(node.id)
         resource = self._to_resource(node)
         resource.host_key = host_key
         resource.details["shape"] = size.id
@@ -475,15 +475,22 @@ class LibcloudOrchestrator(Orchestrator):
         if node is None:
             raise ResourceNotFound(f"libcloud has no node {resource_id}")
         resource = self._to_resource(node)
-        known = self.resource if self.resource and self.resource.id == resource_id else None
-        if known is not None and known.host_key:
-            resource.host_key = known.host_key
-        elif self.options.get("host_key") == "console" and resource.state == "running":
-            output = await self._call("extras.console_output", node)
-            resource.host_key = host_key_from_console(output)
-            if resource.host_key is None:
-                resource.state = "pending"  # booting until cloud-init has printed its host key
+        if self.resource is not None and self.resource.id == resource_id:
+            resource.host_key = self.resource.host_key
         return resource
+
+    def host_key_required(self) -> bool:
+        return self.options.get("host_key", "user_data") != "none"
+
+    async def fetch_host_key(self, resource: Resource) -> str | None:
+        """The key corc installed (``user_data``) or the one cloud-init printed to the console
+        (``console``; None until it has)."""
+        if resource.host_key or self.options.get("host_key", "user_data") != "console":
+            return resource.host_key
+        node = await self._call("extras.get_node", resource.id, not_found=True)
+        if node is None:
+            raise ResourceNotFound(f"libcloud has no node {resource.id}")
+        return host_key_from_console(await self._call("extras.console_output", node))
 
     async def delete_resource(self, resource_id: str) -> None:
         """Destroy the node by id (one call). A "not found" for a node this orchestrator created

@@ -40,8 +40,19 @@ IMAGES = [
     {"id": "a1b2c3d4-0000-4000-8000-000000000001", "name": "ubuntu-22.04"},
     {"id": "a1b2c3d4-0000-4000-8000-000000000002", "name": "cirros-0.6"},
 ]
-# A host key cloud-init would have generated when the user data brings none.
-OWN_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJt0eH6XQ2ZqUf8B0m1N2Q3x4c5v6b7n8m9L0k1J2H3G"
+
+
+def _own_host_key() -> str:
+    """A host key as cloud-init would generate one when the user data brings none."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    line = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return line.decode()
+
+
+OWN_HOST_KEY = _own_host_key()
 
 
 class State:
