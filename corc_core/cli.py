@@ -15,12 +15,12 @@ import yaml
 
 from .config import config_path, default_config, load_config, section
 from .credentials import SSHAuthenticator
-from .errors import CorcError
+from .errors import CorcError, one_line
 from .orchestrator import Orchestrator
 from .registry import get_provider, provider_names
 from .resources import Resource
 from .shapes import choose_shape
-from .store import LIVE_STATES, RecordStore
+from .store import RecordStore
 
 
 def _store(config: dict[str, Any]) -> RecordStore:
@@ -29,7 +29,12 @@ def _store(config: dict[str, Any]) -> RecordStore:
 
 def _orchestrator(name: str, config: dict[str, Any], owner: str) -> Orchestrator:
     provider = get_provider(name)
-    return provider(provider.load_config_options(config), store=_store(config), owner=owner)
+    return provider(
+        provider.load_config_options(config),
+        store=_store(config),
+        owner=owner,
+        ssh=SSHAuthenticator(**_ssh_options(config)),
+    )
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -65,12 +70,11 @@ async def cmd_create(args: argparse.Namespace) -> int:
         gpus=args.gpus,
         image=args.image or "",
         name=args.name,
+        resource_type=args.resource_type,
     )
-    ssh = SSHAuthenticator(**_ssh_options(config))
-    credentials = await ssh.credentials_for(args.owner, args.remote_user or None)
-    resource = await orchestrator.setup(request, credentials)
-    if resource.host_key and resource.addresses:
-        await ssh.pin_host_key(resource.addresses[0], resource.ssh_port, resource.host_key)
+    assert orchestrator.ssh is not None
+    credentials = await orchestrator.ssh.credentials_for(args.owner, args.remote_user or None)
+    resource = await orchestrator.setup(request, credentials)  # pins the reported host key
     _emit(args, resource.to_dict(), _resource_line(resource))
     return 0
 
@@ -102,19 +106,14 @@ async def cmd_get(args: argparse.Namespace) -> int:
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
-    config = load_config()
-    orchestrator = _orchestrator(args.provider, config, args.owner)
-    resource = await orchestrator.get_resource_state(args.id)
-    await orchestrator.delete_resource(args.id)
-    store = orchestrator.store
-    for record in await store.list(args.provider, live_only=True):
+    """Delete through the resource's record (retries, record closed, host key forgotten)."""
+    orchestrator = _orchestrator(args.provider, load_config(), args.owner)
+    orchestrator.resource = await orchestrator.get_resource_state(args.id)
+    orchestrator.note_created(args.id)
+    for record in await orchestrator.store.list(args.provider, live_only=True):
         if record.resource_id == args.id:
-            await store.update(record.record_id, state="deleted")
-            await asyncio.to_thread(store.release_sync, record.record_id)
-    if resource.addresses:
-        await SSHAuthenticator(**_ssh_options(config)).forget_host(
-            resource.addresses[0], resource.ssh_port
-        )
+            orchestrator.record = record
+    await orchestrator.tear_down()
     _emit(args, {"deleted": args.id}, f"deleted {args.id}")
     return 0
 
@@ -135,26 +134,23 @@ async def cmd_shapes(args: argparse.Namespace) -> int:
 
 
 async def cmd_reap(args: argparse.Namespace) -> int:
-    """Resources tagged by gridhub with no live record: listed, and deleted with --yes."""
+    """Resources of this deployment with no live record (crashes, failed deletes): listed, and
+    deleted with --yes (each delete retried with backoff). Exit 1 if some could not be deleted."""
     config = load_config()
     names = [args.provider] if args.provider else _configured_providers(config)
     orphans = []
     for name in names:
         orchestrator = _orchestrator(name, config, args.owner)
-        live = {
-            r.resource_id for r in await orchestrator.store.list(name) if r.state in LIVE_STATES
-        }
-        for resource in await orchestrator.list_resources():
-            if resource.id in live:
-                continue
-            orphans.append({"provider": name, "id": resource.id, "deleted": False})
-            if args.yes:
-                await orchestrator.delete_resource(resource.id)
-                orphans[-1]["deleted"] = True
-    verb = "deleted" if args.yes else "would delete (dry run; --yes to delete)"
-    lines = [f"{o['provider']}\t{o['id']}\t{verb}" for o in orphans]
+        orphans += await orchestrator.reap(delete=args.yes, attempts=args.attempts)
+    lines = []
+    for orphan in orphans:
+        if "error" in orphan:
+            verb = f"NOT deleted: {orphan['error']}"
+        else:
+            verb = "deleted" if args.yes else "would delete (dry run; --yes to delete)"
+        lines.append(f"{orphan['provider']}\t{orphan['id']}\t{verb}")
     _emit(args, orphans, "\n".join(lines) or "no orphaned resources")
-    return 0
+    return 1 if any("error" in orphan for orphan in orphans) else 0
 
 
 def _configured_providers(config: dict[str, Any]) -> list[str]:
@@ -204,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reap.add_argument("--provider", choices=provider_names(), help="only this provider")
     reap.add_argument("--yes", action="store_true", help="delete them (default: dry run)")
+    reap.add_argument(
+        "--attempts", type=int, default=5, help="tries per delete, with doubling pauses"
+    )
     reap.set_defaults(run=cmd_reap)
 
     for name in provider_names():
@@ -231,6 +230,13 @@ def _instance_commands(
     create.add_argument("--image", help="image id or name")
     create.add_argument("--name", default="corc-instance", help="display name")
     create.add_argument("--remote-user", help="login user on the machine (default: owner)")
+    kinds = [kind.value for kind in get_provider(provider).resource_types]
+    create.add_argument(
+        "--resource-type",
+        choices=kinds,
+        default=kinds[0],
+        help=f"what to make (default: {kinds[0]})",
+    )
     create.set_defaults(run=cmd_create, provider=provider)
     listing = actions.add_parser("list", parents=[common], help="machines tagged by gridhub")
     listing.set_defaults(run=cmd_list, provider=provider)
@@ -249,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(args.run(args))
     except CorcError as error:
         print(f"corc: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug or an SDK surprise: still one line, no traceback
+        print(f"corc: error: unexpected {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("corc: interrupted; anything half-made was torn down", file=sys.stderr)

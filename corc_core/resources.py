@@ -65,7 +65,8 @@ class ResourceConfig:
 
 @dataclass
 class Resource:
-    """A machine the provider made: its id, state, addresses and SSH host key (when known)."""
+    """A machine the provider made: its id, state, addresses, SSH host key (when the provider can
+    report one) and the GPUs it owns exclusively (``gpu_ids``, e.g. for ``CUDA_VISIBLE_DEVICES``)."""
 
     provider: str
     id: str
@@ -75,6 +76,12 @@ class Resource:
     host_key: str | None = None
     username: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    gpu_ids: list[str] = field(default_factory=list)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags the provider reported (kept in ``details["tags"]``)."""
+        return dict(self.details.get("tags") or {})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

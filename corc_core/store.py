@@ -1,22 +1,34 @@
 """``RecordStore``: the local SQLite record of every resource corc creates.
 
 A record is written *before* the provider is asked to create anything, and every resource is tagged
-with its record's id, so a crash at any point leaves either a record to tear down or a tagged
-resource that ``corc reap`` recognises as orphaned.
+with its record's id and the store's deployment id, so a crash at any point leaves either a record
+to tear down or a tagged resource that ``corc reap`` recognises as orphaned, and a reap never
+touches what another store (another deployment) made.
+
+Each record also names the *session* (host, pid and process start time) that is creating or
+deleting it: a record stuck in ``creating``/``deleting`` whose session is gone was abandoned by a
+crash, and reap finishes the job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 LIVE_STATES = ("creating", "running", "deleting")
+#: States in which a record is only alive while the session working on it is.
+BUSY_STATES = ("creating", "deleting")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -26,8 +38,10 @@ CREATE TABLE IF NOT EXISTS records (
     owner TEXT NOT NULL,
     created REAL NOT NULL,
     state TEXT NOT NULL,
-    details TEXT NOT NULL DEFAULT '{}'
+    details TEXT NOT NULL DEFAULT '{}',
+    session TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS records_by_provider ON records (provider, state);
 CREATE TABLE IF NOT EXISTS allocations (
     pool TEXT NOT NULL,
     host TEXT NOT NULL,
@@ -35,7 +49,44 @@ CREATE TABLE IF NOT EXISTS allocations (
     record_id TEXT NOT NULL,
     PRIMARY KEY (pool, host, gpu)
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_COLUMNS = "record_id, provider, resource_id, owner, created, state, details, session"
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), which a reused pid changes."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+_session: tuple[int, str] | None = None
+
+
+def current_session() -> str:
+    """This process, as ``host:pid:start-time``."""
+    global _session
+    pid = os.getpid()
+    if _session is None or _session[0] != pid:
+        _session = (pid, f"{socket.gethostname()}:{pid}:{_start_time(pid) or 0}")
+    return _session[1]
+
+
+def session_alive(session: str) -> bool:
+    """True unless ``session`` is a process of this host that has ended (or an empty session).
+
+    Sessions of other hosts are taken to be alive: only their own host can tell.
+    """
+    host, _, rest = session.partition(":")
+    pid, _, started = rest.partition(":")
+    if not session or not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return True
+    return _start_time(int(pid)) == started
 
 
 @dataclass(frozen=True)
@@ -49,20 +100,59 @@ class Record:
     created: float
     state: str
     details: dict[str, Any]
+    session: str = ""
+
+    def abandoned(self) -> bool:
+        """Stuck in creating/deleting by a session that has ended (a crash, a kill)."""
+        return self.state in BUSY_STATES and not session_alive(self.session)
 
 
 class RecordStore:
-    """SQLite-backed records; the async methods run the queries in a worker thread."""
+    """SQLite-backed records. One connection per store; the async methods run each query in a
+    worker thread (the queries are small, but a busy database may make one wait for a lock)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the database file
-            db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the database file
+        # WAL with synchronous=NORMAL: each commit is durable against a process crash (the
+        # failure corc guards against) without an fsync per record update.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+        with self._transaction() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+            if "session" not in columns:  # a store made by an older corc
+                db.execute("ALTER TABLE records ADD COLUMN session TEXT NOT NULL DEFAULT ''")
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('deployment', ?)", (uuid.uuid4().hex[:16],)
+            )
+            (self.deployment_id,) = db.execute(
+                "SELECT value FROM meta WHERE key = 'deployment'"
+            ).fetchone()
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple | list = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
     # -- synchronous core -------------------------------------------------------------------------
 
@@ -70,11 +160,18 @@ class RecordStore:
         self, provider: str, owner: str, details: dict[str, Any] | None = None
     ) -> Record:
         record = Record(
-            uuid.uuid4().hex, provider, None, owner, time.time(), "creating", details or {}
+            uuid.uuid4().hex,
+            provider,
+            None,
+            owner,
+            time.time(),
+            "creating",
+            details or {},
+            current_session(),
         )
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                 (
                     record.record_id,
                     provider,
@@ -83,76 +180,81 @@ class RecordStore:
                     record.created,
                     record.state,
                     json.dumps(record.details),
+                    record.session,
                 ),
             )
         return record
 
     def update_sync(self, record_id: str, **changes: Any) -> None:
+        """Change fields of a record; a change of state also names this session as its keeper."""
         if "details" in changes:
             changes["details"] = json.dumps(changes["details"])
+        if "state" in changes and "session" not in changes:
+            changes["session"] = current_session()
         columns = ", ".join(f"{name} = ?" for name in changes)
-        with self._connect() as db:
-            db.execute(
+        with self._lock:
+            self._db.execute(
                 f"UPDATE records SET {columns} WHERE record_id = ?",  # noqa: S608 - fixed names
                 (*changes.values(), record_id),
             )
 
     def get_sync(self, record_id: str) -> Record | None:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM records WHERE record_id = ?", (record_id,)).fetchone()
-        return _record(row) if row else None
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE record_id = ?",  # noqa: S608
+            (record_id,),
+        )
+        return _record(rows[0]) if rows else None
 
     def list_sync(self, provider: str | None = None, live_only: bool = False) -> list[Record]:
-        query, args = "SELECT * FROM records WHERE 1=1", []
+        query, args = f"SELECT {_COLUMNS} FROM records WHERE 1=1", []  # noqa: S608
         if provider:
             query += " AND provider = ?"
             args.append(provider)
         if live_only:
             query += f" AND state IN ({', '.join('?' * len(LIVE_STATES))})"
             args.extend(LIVE_STATES)
-        with self._connect() as db:
-            rows = db.execute(query + " ORDER BY created", args).fetchall()
-        return [_record(row) for row in rows]
+        return [_record(row) for row in self._query(query + " ORDER BY created", args)]
 
     def allocate_gpus_sync(
         self, pool: str, candidates: dict[str, int], count: int, record_id: str
     ) -> tuple[str, list[int]] | None:
         """Atomically take ``count`` free GPUs on one host of ``candidates`` ({host: gpu count})."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for host, total in candidates.items():
-                    taken = {
-                        gpu
-                        for (gpu,) in db.execute(
-                            "SELECT gpu FROM allocations WHERE pool = ? AND host = ?", (pool, host)
-                        )
-                    }
-                    free = [gpu for gpu in range(total) if gpu not in taken]
-                    if len(free) >= count:
-                        chosen = free[:count]
-                        db.executemany(
-                            "INSERT INTO allocations VALUES (?, ?, ?, ?)",
-                            [(pool, host, gpu, record_id) for gpu in chosen],
-                        )
-                        db.execute("COMMIT")
-                        return host, chosen
-                db.execute("COMMIT")
-                return None
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            for host, total in candidates.items():
+                taken = {
+                    gpu
+                    for (gpu,) in db.execute(
+                        "SELECT gpu FROM allocations WHERE pool = ? AND host = ?", (pool, host)
+                    )
+                }
+                free = [gpu for gpu in range(total) if gpu not in taken]
+                if len(free) >= count:
+                    chosen = free[:count]
+                    db.executemany(
+                        "INSERT INTO allocations VALUES (?, ?, ?, ?)",
+                        [(pool, host, gpu, record_id) for gpu in chosen],
+                    )
+                    return host, chosen
+            return None
 
     def release_sync(self, record_id: str) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM allocations WHERE record_id = ?", (record_id,))
+        with self._lock:
+            self._db.execute("DELETE FROM allocations WHERE record_id = ?", (record_id,))
+
+    def allocations_sync(self, pool: str) -> dict[str, tuple[str, list[int]]]:
+        """{record id: (host, [gpu, ...])} of every allocation in ``pool``."""
+        found: dict[str, tuple[str, list[int]]] = {}
+        for host, gpu, record_id in self._query(
+            "SELECT host, gpu, record_id FROM allocations WHERE pool = ? ORDER BY gpu", (pool,)
+        ):
+            found.setdefault(record_id, (host, []))[1].append(gpu)
+        return found
 
     def hosts_in_use_sync(self, pool: str) -> dict[str, int]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT host, COUNT(DISTINCT record_id) FROM allocations WHERE pool = ? GROUP BY host",
-                (pool,),
-            ).fetchall()
+        rows = self._query(
+            "SELECT host, COUNT(DISTINCT record_id) FROM allocations WHERE pool = ? GROUP BY host",
+            (pool,),
+        )
         return dict(rows)
 
     # -- async wrappers (never block the event loop) ----------------------------------------------
@@ -171,7 +273,12 @@ class RecordStore:
     async def list(self, provider: str | None = None, live_only: bool = False) -> list[Record]:
         return await asyncio.to_thread(self.list_sync, provider, live_only)
 
+    async def release(self, record_id: str) -> None:
+        await asyncio.to_thread(self.release_sync, record_id)
+
 
 def _record(row: tuple) -> Record:
-    record_id, provider, resource_id, owner, created, state, details = row
-    return Record(record_id, provider, resource_id, owner, created, state, json.loads(details))
+    record_id, provider, resource_id, owner, created, state, details, session = row
+    return Record(
+        record_id, provider, resource_id, owner, created, state, json.loads(details), session
+    )

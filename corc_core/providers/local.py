@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from ..credentials import SSHCredentials
 from ..errors import ConfigError, NoMatchingShape, ResourceNotFound
-from ..orchestrator import TAG_RECORD, Orchestrator
+from ..orchestrator import TAG_DEPLOYMENT, TAG_RECORD, Orchestrator
 from ..resources import Resource, ResourceConfig, ResourceType
 from ..shapes import Shape
+from ..store import LIVE_STATES
 
 POOL = "local"
 
@@ -18,13 +19,15 @@ class LocalOrchestrator(Orchestrator):
     """Hands out hosts from ``hosts``, the institution's own machines (``localhost`` is valid).
 
     Each host is ``{"name", "address", "port", "username", "cpu", "memory_gb", "gpus",
-    "host_key"}``. GPUs are allocated exclusively and recorded, so two users never get the same GPU;
+    "host_key"}``. GPUs are allocated exclusively and recorded in the store, so two users never
+    get the same GPU; the resource's ``gpu_ids`` name them (for ``CUDA_VISIBLE_DEVICES``).
     CPU-only requests share hosts.
     """
 
     provider = "local"
     resource_types = (ResourceType.BARE_METAL,)
     option_names: ClassVar[tuple[str, ...]] = ("hosts",)
+    eventually_consistent = False  # the pool is our own store
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -70,13 +73,13 @@ class LocalOrchestrator(Orchestrator):
                 f" {config.gpus} GPUs"
             )
         # Prefer the least used host; GPU-less hosts first for CPU-only requests.
-        used = await asyncio.to_thread(self.store.hosts_in_use_sync, POOL)
+        used = await self.call_blocking(self.store.hosts_in_use_sync, POOL)
         order = sorted(
             fitting,
             key=lambda name: (fitting[name] if not config.gpus else 0, used.get(name, 0), name),
         )
         candidates = {name: fitting[name] for name in order}
-        allocated = await asyncio.to_thread(
+        allocated = await self.call_blocking(
             self.store.allocate_gpus_sync, POOL, candidates, config.gpus, record_id
         )
         if allocated is None:
@@ -84,16 +87,24 @@ class LocalOrchestrator(Orchestrator):
                 f"all {config.gpus}-GPU capacity in the pool is in use; try later"
             )
         name, gpus = allocated
-        host = self._hosts()[name]
+        return self._to_resource(name, record_id, gpus)
+
+    def _to_resource(self, name: str, record_id: str, gpus: list[int]) -> Resource:
+        host = self._hosts().get(name) or {"address": ""}
         return Resource(
             provider=self.provider,
             id=f"{name}/{record_id}",
             state="running",
-            addresses=[host["address"]],
+            addresses=[host["address"]] if host["address"] else [],
             ssh_port=int(host.get("port", 22)),
             host_key=host.get("host_key"),
             username=host.get("username", ""),
-            details={"host": name, "gpus": gpus},
+            details={
+                "host": name,
+                "gpus": gpus,
+                "tags": {TAG_RECORD: record_id, TAG_DEPLOYMENT: self.store.deployment_id},
+            },
+            gpu_ids=[str(gpu) for gpu in gpus],
         )
 
     async def get_resource_state(self, resource_id: str) -> Resource:
@@ -102,20 +113,27 @@ class LocalOrchestrator(Orchestrator):
             raise ResourceNotFound(f"local has no allocation {resource_id}")
         if self.resource is not None and self.resource.id == resource_id:
             return self.resource
-        return (
-            Resource.from_dict(record.details)
-            if record.details.get("id")
-            else Resource(self.provider, resource_id, "running")
-        )
+        if record.details.get("id"):
+            return Resource.from_dict(record.details)
+        return Resource(self.provider, resource_id, "running")
 
     async def delete_resource(self, resource_id: str) -> None:
-        await asyncio.to_thread(self.store.release_sync, resource_id.rsplit("/", 1)[-1])
+        await self.store.release(resource_id.rsplit("/", 1)[-1])
 
     async def list_resources(self, tags: dict[str, str] | None = None) -> list[Resource]:
-        records = await self.store.list(self.provider, live_only=True)
-        wanted = (tags or {}).get(TAG_RECORD)
-        return [
-            Resource(self.provider, r.resource_id, "running")
-            for r in records
-            if r.resource_id and (wanted is None or r.record_id == wanted)
-        ]
+        """Allocations and live records of this store's pool (all of them carry its tags)."""
+        records = {r.record_id: r for r in await self.store.list(self.provider)}
+        allocations = await asyncio.to_thread(self.store.allocations_sync, POOL)
+        ids = set(allocations) | {
+            r.record_id for r in records.values() if r.state in LIVE_STATES and r.resource_id
+        }
+        found = []
+        for record_id in sorted(ids):
+            record = records.get(record_id)
+            host, gpus = allocations.get(record_id, ("", []))
+            if record is not None and record.resource_id:
+                host = record.resource_id.rsplit("/", 1)[0]
+            resource = self._to_resource(host, record_id, gpus)
+            if all(resource.tags.get(k) == v for k, v in (tags or {}).items()):
+                found.append(resource)
+        return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,6 +12,7 @@ from ..errors import ConfigError, ProviderError, ResourceNotFound
 from ..orchestrator import TAG, Orchestrator
 from ..resources import Resource, ResourceConfig
 from ..shapes import Shape, choose_shape
+from ..threads import run_slow
 
 _STATES = {
     "PROVISIONING": "pending",
@@ -111,9 +113,8 @@ class OCIOrchestrator(Orchestrator):
                 ).data
             return getattr(client, method)(*args, **kwargs).data
 
-        self.api_calls += 1
         try:
-            return await asyncio.to_thread(call)
+            return await self.call_blocking(call)
         except oci.exceptions.ServiceError as error:
             if error.status == 404:
                 raise ResourceNotFound(f"oci: {method}: {error.message}") from None
@@ -266,6 +267,7 @@ class OCIOrchestrator(Orchestrator):
             freeform_tags=tags,
         )
         instance = await self._call("compute", "launch_instance", details)
+        self.note_created(instance.id)
         resource = self._to_resource(instance, [])
         resource.details.update(
             shape=choice.shape.name,
@@ -323,7 +325,38 @@ class OCIOrchestrator(Orchestrator):
             )
 
         self.api_calls += 1
-        await asyncio.to_thread(wait)
+        await run_slow(wait)
+
+    # -- host keys --------------------------------------------------------------------------------
+
+    def host_key_required(self) -> bool:
+        return bool(self.options.get("check_reachable", True))
+
+    async def fetch_host_key(self, resource: Resource) -> str | None:
+        """The host key cloud-init printed on the serial console at first boot (None: not yet)."""
+        import oci
+
+        if resource.host_key:
+            return resource.host_key
+        history = await self._call(
+            "compute",
+            "capture_console_history",
+            oci.core.models.CaptureConsoleHistoryDetails(instance_id=resource.id),
+        )
+        for _ in range(50):
+            if history.lifecycle_state in ("SUCCEEDED", "FAILED"):
+                break
+            await asyncio.sleep(min(self.poll_interval, 1))
+            history = await self._call("compute", "get_console_history", history.id)
+        content = b""
+        if history.lifecycle_state == "SUCCEEDED":
+            content = await self._call("compute", "get_console_history_content", history.id)
+        try:
+            await self._call("compute", "delete_console_history", history.id)
+        except ProviderError:
+            pass  # histories expire on their own
+        text = content.decode(errors="replace") if isinstance(content, bytes) else str(content)
+        return host_key_from_console(text)
 
     async def list_resources(self, tags: dict[str, str] | None = None) -> list[Resource]:
         wanted = tags or {TAG: "true"}
@@ -334,3 +367,23 @@ class OCIOrchestrator(Orchestrator):
             if i.lifecycle_state != "TERMINATED"
             and all((i.freeform_tags or {}).get(k) == v for k, v in wanted.items())
         ]
+
+
+_KEYS = re.compile(
+    r"-----BEGIN SSH HOST KEY KEYS-----(.*?)-----END SSH HOST KEY KEYS-----", re.DOTALL
+)
+_KEY = re.compile(r"((?:ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) [A-Za-z0-9+/=]+)")
+_PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ssh-rsa")
+
+
+def host_key_from_console(text: str) -> str | None:
+    """The preferred host key in the first block cloud-init printed (printed at first boot, by
+    root, before any user could write to the console)."""
+    block = _KEYS.search(text)
+    if block is None:
+        return None
+    keys = {key.split()[0]: key for key in _KEY.findall(block.group(1))}
+    for kind in _PREFERENCE:
+        if kind in keys:
+            return keys[kind]
+    return next(iter(keys.values()), None)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..credentials import SSHCredentials
 from ..errors import ProviderError, ResourceNotFound
-from ..orchestrator import TAG_RECORD, Orchestrator
+from ..orchestrator import TAG_DEPLOYMENT, TAG_RECORD, Orchestrator
 from ..resources import Resource, ResourceConfig, ResourceType
 from ..sandbox import SandboxHost
+
+DEPLOYMENT_FILE = "deployment"
 
 
 class SandboxOrchestrator(Orchestrator):
@@ -18,12 +19,14 @@ class SandboxOrchestrator(Orchestrator):
     tear-down) runs for real, on this machine. Its host key is pinned from the start.
 
     Options: ``directory`` (default ``~/.corc/sandbox``), ``use_netns`` (default true),
-    ``username`` (the login user on the host; default ``root``).
+    ``username`` (the login user on the host; default ``root``). Each host's directory is named
+    for its record and holds the store's deployment id (its "tags"), written before the host is.
     """
 
     provider = "sandbox"
     resource_types = (ResourceType.VIRTUAL_MACHINE, ResourceType.CONTAINER)
     option_names: ClassVar[tuple[str, ...]] = ("directory", "use_netns", "username")
+    eventually_consistent = False
 
     def _directory(self) -> Path:
         return Path(self.options.get("directory") or "~/.corc/sandbox").expanduser()
@@ -34,12 +37,16 @@ class SandboxOrchestrator(Orchestrator):
         record_id = tags[TAG_RECORD]
         host = SandboxHost(directory=str(self._directory() / record_id), name=record_id[:8])
         keys = [credentials.public_key] if credentials else []
-        self.api_calls += 1
         try:
-            await asyncio.to_thread(host.create, keys, None, self.options.get("use_netns", True))
+            await self.call_blocking(self._make, host, keys, tags.get(TAG_DEPLOYMENT, ""))
         except OSError as error:
             raise ProviderError(f"sandbox: could not create a host: {error}") from None
         return self._to_resource(record_id, host, tags)
+
+    def _make(self, host: SandboxHost, keys: list[str], deployment: str) -> None:
+        host.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (host.path / DEPLOYMENT_FILE).write_text(deployment)
+        host.create(keys, None, self.options.get("use_netns", True))
 
     def _to_resource(self, record_id: str, host: SandboxHost, tags: dict[str, str]) -> Resource:
         return Resource(
@@ -57,9 +64,12 @@ class SandboxOrchestrator(Orchestrator):
         if self.resource is not None and self.resource.id == resource_id:
             return SandboxHost(**self.resource.details["host"])
         info = _host_info(await self.store.get(resource_id))
-        if info is None:
+        if info is not None:
+            return SandboxHost(**info)
+        directory = self._directory() / resource_id
+        if "/" in resource_id or not (directory / "sshd_config").exists():
             raise ResourceNotFound(f"sandbox has no host {resource_id}")
-        return SandboxHost(**info)
+        return _host_in(directory)  # made by a process that died before recording it
 
     async def get_resource_state(self, resource_id: str) -> Resource:
         host = await self._host(resource_id)
@@ -71,30 +81,41 @@ class SandboxOrchestrator(Orchestrator):
 
     async def delete_resource(self, resource_id: str) -> None:
         host = await self._host(resource_id)
-        self.api_calls += 1
         alive = host.alive()
-        await asyncio.to_thread(host.destroy)
+        await self.call_blocking(host.destroy)
         if not alive:
             raise ResourceNotFound(f"sandbox host {resource_id} was not running")
 
     async def list_resources(self, tags: dict[str, str] | None = None) -> list[Resource]:
-        wanted = (tags or {}).get(TAG_RECORD)
+        directory = self._directory()
         found = []
-        for path in (
-            sorted(self._directory().glob("*/sshd_config")) if self._directory().exists() else []
-        ):
+        for path in sorted(directory.glob("*/sshd_config")) if directory.exists() else []:
             record_id = path.parent.name
-            if wanted and record_id != wanted:
+            try:
+                deployment = (path.parent / DEPLOYMENT_FILE).read_text().strip()
+            except OSError:
+                deployment = ""
+            own = {TAG_RECORD: record_id, TAG_DEPLOYMENT: deployment}
+            if any(own.get(k) != v for k, v in (tags or {}).items() if k in own):
                 continue
             info = _host_info(await self.store.get(record_id))
-            if info is not None:
-                host = SandboxHost(**info)
-            else:
-                host = SandboxHost(directory=str(path.parent), name=record_id[:8])
-                host.pid = _pid_of(path.parent)
+            host = SandboxHost(**info) if info is not None else _host_in(path.parent)
             if host.alive():
-                found.append(self._to_resource(record_id, host, {TAG_RECORD: record_id}))
+                found.append(self._to_resource(record_id, host, own))
         return found
+
+
+def _host_in(directory: Path) -> SandboxHost:
+    """The host in ``directory``, from its files (sshd pid) alone."""
+    host = SandboxHost(directory=str(directory), name=directory.name[:8])
+    namespace = f"corc-{host.name}"[:30]  # as SandboxHost names it
+    if Path("/run/netns", namespace).exists():
+        host.namespace = namespace
+    try:
+        host.pid = int((directory / "sshd.pid").read_text().strip())
+    except (OSError, ValueError):
+        host.pid = None
+    return host
 
 
 def _host_info(record: Any) -> dict[str, Any] | None:
@@ -102,10 +123,3 @@ def _host_info(record: Any) -> dict[str, Any] | None:
     if record is None:
         return None
     return (record.details.get("details") or {}).get("host")
-
-
-def _pid_of(directory: Path) -> int | None:
-    try:
-        return int((directory / "sshd.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None

@@ -7,6 +7,7 @@ import stat
 
 import yaml
 
+from corc_core import RecordStore
 from tests.corc_core.conftest import corc, live_nodes, raw_driver, write_config
 
 
@@ -50,23 +51,31 @@ def test_reap_finds_only_orphans_and_deletes_only_when_asked(tmp_path, moto) -> 
     driver = raw_driver(moto)
     size = next(s for s in driver.list_sizes() if s.id == "t3.micro")
     image = driver.get_image(moto["image"])
+    deployment = RecordStore(tmp_path / "records.sqlite").deployment_id
     orphan = driver.create_node(
         name="lost",
         size=size,
         image=image,
-        ex_metadata={"gridhub": "true", "gridhub-record": "gone"},
+        ex_metadata={"gridhub": "true", "gridhub-record": "gone", "gridhub-deployment": deployment},
     )
     stranger = driver.create_node(name="not-ours", size=size, image=image)
+    # Another hub's orphan (same cloud account, another store): never ours to delete.
+    neighbour = driver.create_node(
+        name="theirs",
+        size=size,
+        image=image,
+        ex_metadata={"gridhub": "true", "gridhub-record": "gone", "gridhub-deployment": "other"},
+    )
 
     dry = corc(config, "reap", "--json")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout) == [{"provider": "libcloud", "id": orphan.id, "deleted": False}]
-    assert {n.id for n in live_nodes(moto)} == {owned_id, orphan.id, stranger.id}
+    assert {n.id for n in live_nodes(moto)} == {owned_id, orphan.id, stranger.id, neighbour.id}
 
     real = corc(config, "reap", "--yes")
     assert real.returncode == 0, real.stderr
     assert f"{orphan.id}\tdeleted" in real.stdout
-    assert {n.id for n in live_nodes(moto)} == {owned_id, stranger.id}
+    assert {n.id for n in live_nodes(moto)} == {owned_id, stranger.id, neighbour.id}
 
 
 def test_bad_config_and_unknown_provider(tmp_path) -> None:

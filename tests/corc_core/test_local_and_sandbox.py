@@ -59,7 +59,10 @@ async def test_gpus_are_never_handed_out_twice(machine, store) -> None:
     holder = next(o for o in orchestrators if o.resource and o.resource.details["host"] == "gpu-b")
     await holder.tear_down()
     again = LocalOrchestrator(options, store=store, owner="u9")
-    assert (await again.setup(request)).details == {"host": "gpu-b", "gpus": [0]}
+    regranted = await again.setup(request)
+    assert (regranted.details["host"], regranted.details["gpus"]) == ("gpu-b", [0])
+    assert regranted.gpu_ids == ["0"]
+    assert sorted(g for r in granted for g in r.gpu_ids) == ["0", "0", "1"]
     cpu = LocalOrchestrator(options, store=store, owner="u10")
     cpu_only = LocalOrchestrator.make_resource_config(resource_type="bare_metal")
     assert (await cpu.setup(cpu_only)).details["host"] == "cpu-only"
@@ -69,7 +72,7 @@ def test_local_refuses_virtual_machines_and_bad_pools(machine, store) -> None:
     from corc_core import ConfigError
 
     with pytest.raises(ConfigError, match="cannot make a virtual_machine"):
-        LocalOrchestrator.make_resource_config(gpus=1)
+        LocalOrchestrator.make_resource_config(gpus=1, resource_type="virtual_machine")
     with pytest.raises(ConfigError, match="each host needs a name and an address"):
         LocalOrchestrator({"hosts": [{"name": "x"}]}, store=store, owner="a")
 

@@ -5,6 +5,12 @@ every request's RSA signature is verified against the test user's public key (as
 are paginated with ``opc-next-page`` (2 items a page), and instances move from PROVISIONING to RUNNING
 and from TERMINATING to TERMINATED on later reads, so the SDK's waiters have work to do.
 
+Console histories (capture, get, content, delete) print cloud-init's SSH host key block, so the
+provider can pin the host key. Faults and addresses are set, without a signature, by
+``POST /_control`` with a JSON object (see ``Control``): a slow launch (the instance exists while
+the answer is delayed), "not found" for the first reads of a new instance (eventual consistency),
+failing terminations, the public IP and host key of new instances, the key the console prints.
+
 Usage: python oci_api.py PORT PUBLIC_KEY_PEM STATE_JSON  (STATE_JSON records every call and object)
 """
 
@@ -15,15 +21,17 @@ import copy
 import hashlib
 import http.server
 import json
+import os
 import sys
 import threading
+import time
 import uuid
 from email.utils import formatdate
 from urllib.parse import parse_qs, urlparse
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding
 
 PAGE = 2
 SHAPES = [
@@ -63,15 +71,37 @@ IMAGES = [
 ]
 
 
+def new_host_key() -> str:
+    """A fresh ed25519 public key in OpenSSH form (what a new VM's sshd would have)."""
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
+
+
+class Control:
+    """Settings changed at run time through ``POST /_control``."""
+
+    launch_delay = 0.0  # seconds between storing a new instance and answering LaunchInstance
+    not_found_reads = 0  # GetInstance answers 404 this many times for each new instance
+    terminate_failures = 0  # the next N TerminateInstance calls fail with 500
+    public_ip = "192.0.2.10"  # TEST-NET-1 unless a test points it at a real SSH host
+    host_key = ""  # the host key new instances have ("" = a fresh key each)
+    console_host_key = ""  # the key the console prints instead (to forge a mismatch)
+
+
 class State:
     def __init__(self, path: str) -> None:
         self.path = path
         self.lock = threading.Lock()
-        self.data = {"instances": {}, "vcns": {}, "subnets": {}, "calls": []}
+        self.data = {"instances": {}, "vcns": {}, "subnets": {}, "calls": [], "histories": {}}
 
     def save(self) -> None:
-        with open(self.path, "w") as out:
+        """Write atomically: tests read the file while requests are being served."""
+        tmp = f"{self.path}.{threading.get_ident()}.tmp"
+        with open(tmp, "w") as out:
             json.dump(self.data, out)
+        os.replace(tmp, self.path)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -84,8 +114,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _send(self, status: int, body: object = None, headers: dict | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
+    def _send(
+        self,
+        status: int,
+        body: object = None,
+        headers: dict | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        data = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
+        if self.delay:
+            time.sleep(self.delay)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -129,8 +167,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return True
 
     def _handle(self) -> None:
+        self.delay = 0.0
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.path == "/_control" and self.command == "POST":
+            for key, value in json.loads(body).items():
+                if not hasattr(Control, key):
+                    return self._error(400, "InvalidParameter", f"no setting {key}")
+                setattr(Control, key, value)
+            return self._send(200, {k: getattr(Control, k) for k in vars(Control) if k[0] != "_"})
         if not self._verify_signature(body):
             self._error(
                 401,
@@ -142,12 +187,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         parts = url.path.strip("/").split("/")[1:]  # drop the API version
+        self.pending: tuple | None = None
         with self.state.lock:
             self.state.data["calls"].append(f"{self.command} /{'/'.join(parts[:1])}")
             try:
                 self._route(parts, query, json.loads(body) if body else {})
             finally:
                 self.state.save()
+        if self.pending is not None:  # answered outside the lock: a slow answer blocks no one
+            self.delay, pending = self.pending
+            self._send(*pending)
+
+    def _send_later(self, delay: float, *response: object) -> None:
+        self.pending = (delay, response)
 
     do_GET = do_POST = do_DELETE = do_PUT = _handle
 
@@ -181,6 +233,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._network(kind, parts, method, query, body)
         if kind == "instances":
             return self._instances(parts, method, query, body)
+        if kind == "instanceConsoleHistories":
+            return self._console(parts, method, body)
         if kind == "vnicAttachments" and method == "GET":
             attachments = [
                 {
@@ -249,10 +303,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "region": "eu-frankfurt-1",
                 "timeCreated": "2026-11-22T00:00:00.000Z",
                 "lifecycleState": "PROVISIONING",
-                "_ip": "192.0.2.10",  # TEST-NET-1: documentation only, never contacted
+                "_ip": Control.public_ip,
+                "_host_key": Control.host_key or new_host_key(),
+                "_hidden_reads": Control.not_found_reads,
             }
             instances[instance_id] = instance
-            return self._send(200, _public(instance))
+            return self._send_later(Control.launch_delay, 200, _public(instance))
         if method == "GET" and len(parts) == 1:
             items = [
                 _public(i)
@@ -263,6 +319,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         instance = instances.get(parts[1]) if len(parts) > 1 else None
         if instance is None or instance["lifecycleState"] == "GONE":
             return self._error(404, "NotAuthorizedOrNotFound", "instance not found")
+        if method == "GET" and instance["_hidden_reads"] > 0:
+            instance["_hidden_reads"] -= 1  # not visible yet (eventual consistency)
+            return self._error(404, "NotAuthorizedOrNotFound", "instance not found")
         if method == "GET":
             shown = _public(instance)
             transitions = {"PROVISIONING": "RUNNING", "TERMINATING": "TERMINATED"}
@@ -270,9 +329,55 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 instance["lifecycleState"], instance["lifecycleState"]
             )
             return self._send(200, shown)
+        if method == "DELETE" and Control.terminate_failures > 0:
+            Control.terminate_failures -= 1
+            return self._error(500, "InternalError", "injected: terminate failed")
         if method == "DELETE":
             if instance["lifecycleState"] != "TERMINATED":
                 instance["lifecycleState"] = "TERMINATING"
+            return self._send(204)
+        return self._error(405, "MethodNotAllowed", method)
+
+    def _console(self, parts: list, method: str, body: dict) -> None:
+        histories = self.state.data["histories"]
+        if method == "POST" and len(parts) == 1:
+            instance = self.state.data["instances"].get(body.get("instanceId"))
+            if instance is None:
+                return self._error(404, "NotAuthorizedOrNotFound", "instance not found")
+            history = {
+                "id": f"ocid1.consolehistory.oc1..{uuid.uuid4().hex[:12]}",
+                "instanceId": instance["id"],
+                "compartmentId": instance["compartmentId"],
+                "availabilityDomain": instance["availabilityDomain"],
+                "timeCreated": "2026-11-22T00:00:00.000Z",
+                "lifecycleState": "REQUESTED",
+            }
+            histories[history["id"]] = history
+            return self._send(200, history)
+        history = histories.get(parts[1]) if len(parts) > 1 else None
+        if history is None:
+            return self._error(404, "NotAuthorizedOrNotFound", "console history not found")
+        if method == "GET" and len(parts) == 3 and parts[2] == "data":
+            instance = self.state.data["instances"][history["instanceId"]]
+            key = Control.console_host_key or instance["_host_key"]
+            text = (
+                "[    0.000000] Linux version 5.15.0\n"
+                "ci-info: no authorized SSH keys fingerprints found for user opc.\n"
+                "-----BEGIN SSH HOST KEY FINGERPRINTS-----\n"
+                "256 SHA256:0000 root@instance (ED25519)\n"
+                "-----END SSH HOST KEY FINGERPRINTS-----\n"
+                "-----BEGIN SSH HOST KEY KEYS-----\n"
+                f"{key} root@instance\n"
+                "-----END SSH HOST KEY KEYS-----\n"
+                "Cloud-init v. 23.1 finished\n"
+            )
+            return self._send(200, raw=text.encode())
+        if method == "GET":
+            shown = dict(history)
+            history["lifecycleState"] = "SUCCEEDED"
+            return self._send(200, shown)
+        if method == "DELETE":
+            histories.pop(parts[1])
             return self._send(204)
         return self._error(405, "MethodNotAllowed", method)
 
