@@ -116,3 +116,110 @@ def test_slurm_spawner_alone_runs_a_notebook_as_a_cluster_job(slurm, student, hu
         assert api.delete(f"/users/{student.name}/server").status_code in (202, 204)
     wait_stopped(hub, student.name)
     slurm.wait_no_jobs()
+
+
+def multiple_config(slurm: SlurmCluster) -> str:
+    """The MultipleSpawner offering the SLURM cluster as a bare-metal provider."""
+    kwargs = {
+        "exec_prefix": "",
+        "batchspawner_singleuser_cmd": BATCH_SINGLEUSER,
+        "daemon_resolver": {"node1": "127.0.0.1"},
+        "startup_poll_interval": 0.2,
+        "environment": {"SLURM_CONF": str(slurm.conf)},
+    }
+    return f"""
+import batchspawner  # registers POST /hub/api/batchspawner
+c.JupyterHub.spawner_class = "multiple"
+c.JupyterHub.cleanup_servers = False
+c.MultipleSpawner.templates = [{{
+    "name": "slurm",
+    "resource_type": "bare_metal",
+    "providers": ["cluster"],
+    "spawner": {{"class": "batchspawner.MultiSlurmSpawner", "kwargs": {kwargs!r}}},
+}}]
+c.MultipleSpawner.providers = {{
+    "cluster": {{
+        "corc": None,
+        "display_name": "SLURM cluster",
+        "limits": {{"cpu": {slurm.cpus}, "memory_gb": 1.5, "gpus": 0}},
+    }},
+}}
+c.MultipleSpawner.deployments = {{
+    "bare_metal": [{{"name": "slurm-python", "display_name": "Python on the cluster"}}],
+}}
+"""
+
+
+def job_field(slurm: SlurmCluster, job: str, field: str) -> str:
+    shown = slurm.run(["scontrol", "show", "job", job])
+    match = next(part for part in shown.split() if part.startswith(f"{field}="))
+    return match.split("=", 1)[1]
+
+
+def test_slurm_spawner_as_a_multiplespawner_child(slurm, student, hub_factory):
+    """The user's choice becomes the job's resources, the posted port reaches the child, and the
+    job survives a hub restart until the server is stopped."""
+    hub = hub_factory(base_config() + multiple_config(slurm), env=slurm.env)
+    login(hub, student.name)
+    options = {
+        "provider": "cluster",
+        "resource_type": "bare_metal",
+        "deployment": "slurm-python",
+        "cpu": 2,
+        "memory_gb": 1,
+        "minutes": 30,
+    }
+    with hub.api() as api:
+        response = api.post(f"/users/{student.name}/server", json=options)
+        assert response.status_code in (201, 202), response.text
+    events: list[str] = []
+    ok, message = spawn_progress(hub, student.name, events)
+    assert ok, f"{message}\n{hub.log()[-4000:]}"
+
+    (job,) = slurm.jobs()
+    assert slurm.jobs()[job] == "RUNNING"
+    assert job_field(slurm, job, "TimeLimit") == "00:30:00"  # the session length
+    assert job_field(slurm, job, "NumCPUs") == "2"
+    assert job_field(slurm, job, "MinMemoryNode") == "1G"
+    # batchspawner-singleuser posted its port to the parent (the token's owner); it reached the
+    # child, which returned it to the hub: the proxy reaches the notebook.
+    assert "POST /hub/api/batchspawner" in hub.log()
+    assert notebook_status(hub, student.name).status_code == 200
+    assert any(event.startswith("Starting the notebook server") for event in events), events
+    assert any("Cluster job running" in event for event in events), events
+
+    # A hub restart rebuilds the child from the saved state: the job is still the server.
+    hub.restart()
+    assert slurm.jobs() == {job: "RUNNING"}
+    with hub.api() as api:
+        server = api.get(f"/users/{student.name}").json()["servers"][""]
+        assert server["ready"], server
+        assert server["state"]["multiplespawner"]["child_state"]["job_id"] == job
+    assert notebook_status(hub, student.name).status_code == 200
+
+    with hub.api() as api:
+        assert api.delete(f"/users/{student.name}/server").status_code in (202, 204)
+    wait_stopped(hub, student.name)
+    slurm.wait_no_jobs()
+
+
+def spawn_progress(hub: Hub, user: str, events: list[str], timeout: float = 120):
+    """Follow the progress stream of a spawn already requested; (ready, failure message)."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    with hub.api() as api:
+        while time.monotonic() < deadline:
+            with api.stream("GET", f"/users/{user}/server/progress", timeout=timeout) as stream:
+                for line in stream.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    event = json.loads(line[5:])
+                    if event.get("message"):
+                        events.append(event["message"])
+                    if event.get("ready"):
+                        return True, ""
+                    if event.get("failed"):
+                        return False, event.get("message", "")
+            time.sleep(0.2)
+    raise TimeoutError(f"{user}'s spawn neither finished nor failed in {timeout} s")
