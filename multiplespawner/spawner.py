@@ -4,6 +4,7 @@ page; corc orders the machine if needed, and a sub-spawner starts JupyterLab the
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -205,7 +206,9 @@ class MultipleSpawner(Spawner):
 
     async def options_schema(self) -> dict[str, Any]:
         """The JSON schema of the ``user_options`` this user may send."""
-        return json_schema(await self.options_space())
+        space = await self.options_space()
+        space.default()  # nothing open to this user: the 403 that says why
+        return json_schema(space)
 
     async def render_options_form(self) -> str:
         space = await self.options_space()
@@ -226,7 +229,22 @@ class MultipleSpawner(Spawner):
     def _fresh_request(self) -> bool:
         """True when this spawn's options were just sent (not the saved ones from the database)."""
         request = getattr(self.handler, "request", None)
-        return bool(request is not None and request.method == "POST" and request.body)
+        if request is None or request.method != "POST" or not request.body:
+            return False
+        if request.headers.get("Content-Type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            return True  # the spawn form
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return False
+        # As JupyterHub's UserServerAPIHandler reads it: no options means "the saved ones".
+        if not body or not isinstance(body, dict):
+            return False
+        if "user_options" in body:
+            return body["user_options"] is not None
+        return "display_name" not in body
 
     async def _choose(self) -> Choice:
         space = await self.options_space()
