@@ -9,7 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, status
+import httpx
+
+from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, spawner_state, status
 from tests.harness.hub import spawn
 
 
@@ -83,18 +85,25 @@ def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub
     mode = remote.host.run(f"stat -c %a {remote.root}/alice-default").strip()
     assert mode == "700"
 
-    # Stopping ends the remote process and closes the local forward.
-    server = hub.api().get("/users/alice").json()["servers"][""]
-    local_port = int(server["url"].split(":")[-1].split("/")[0]) if "://" in server["url"] else None
+    # The hub's route leads to the local forward, which reaches the notebook ...
+    local_port = spawner_state(hub, "alice")["local_port"]
+    assert local_port > 0
+    answer = httpx.get(
+        f"http://127.0.0.1:{local_port}/user/alice/api/status",
+        headers={"Authorization": f"token {hub.api_token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert "started" in answer.json()
+    # ... and stopping ends the remote process and closes the local forward.
     assert hub.api().delete("/users/alice/server").status_code in (202, 204)
     deadline = time.monotonic() + 20
     while processes(remote, b"jupyterhub-singleuser"):
         assert time.monotonic() < deadline, "the notebook is still running"
         time.sleep(0.3)
     assert remote.servers() == []
-    if local_port:
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", local_port)) != 0
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", local_port)) != 0
 
 
 def test_a_changed_host_key_fails_the_spawn_clearly(remote, hub_factory, tmp_path):

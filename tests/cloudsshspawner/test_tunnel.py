@@ -1,0 +1,149 @@
+"""``Tunnel`` on its own against a real sshd: one connection per tunnel, bounded failure detection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cloudsshspawner import SSHTarget, Tunnel, TunnelError
+from cloudsshspawner.tunnel import Forwards
+from tests.cloudsshspawner.conftest import Remote
+
+LOG = logging.getLogger("test-tunnel")
+
+
+def target(remote: Remote) -> SSHTarget:
+    return SSHTarget(
+        host=remote.host.address,
+        port=remote.host.port,
+        username="root",
+        key_file=str(remote.key),
+        known_hosts=str(remote.known_hosts),
+    )
+
+
+def sessions(remote: Remote) -> list[int]:
+    """PIDs of the sshd processes serving connections (not the listener)."""
+    pids = subprocess.run(
+        ["ip", "netns", "pids", remote.host.namespace], capture_output=True, text=True
+    ).stdout.split()
+    found = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sshd: root"):
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(condition, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < timeout, f"{what} not within {timeout} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_concurrent_connects_share_one_connection(remote: Remote) -> None:
+    async def scenario() -> tuple[int, int]:
+        tunnel = Tunnel(target(remote), LOG)
+        await asyncio.gather(*(tunnel.connect() for _ in range(5)))
+        outputs = await asyncio.gather(*(tunnel.run("echo hi") for _ in range(5)))
+        assert outputs == ["hi\n"] * 5
+        during = len(remote.host.ssh_client_ports())
+        await tunnel.close()
+        return during, tunnel.connections
+
+    during, made = asyncio.run(scenario())
+    assert (during, made) == (1, 1)
+    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "all connections closed")
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2, 0.5, 1.0])
+def test_close_racing_the_reconnect_leaves_no_connection(remote: Remote, delay: float) -> None:
+    async def scenario() -> None:
+        tunnel = Tunnel(target(remote), LOG, reconnect_max_delay=0.5)
+        await tunnel.open(Forwards(hub_port=9))
+        for pid in sessions(remote):  # the connection drops: the supervisor reconnects
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(delay)
+        await tunnel.close()
+        with pytest.raises(TunnelError):
+            await tunnel.connect()  # a closed tunnel stays closed
+        await asyncio.sleep(2)  # nothing reconnects behind our back
+
+    asyncio.run(scenario())
+    assert remote.host.ssh_client_ports() == []
+
+
+def test_a_silent_connection_is_noticed_within_the_keepalive_bound(remote: Remote) -> None:
+    """Link down (no FIN, no RST): the tunnel notices within interval x count (+ one interval),
+    and reconnects soon after the link comes back."""
+
+    async def scenario() -> tuple[float, float]:
+        tunnel = Tunnel(
+            target(remote), LOG, keepalive_interval=1, keepalive_count=2, reconnect_max_delay=1
+        )
+        await tunnel.open(Forwards(hub_port=9))
+        first_port = tunnel.forwards.api_port
+        remote.host.set_link(False)
+        try:
+            start = time.monotonic()
+            while tunnel.connected:
+                await asyncio.sleep(0.05)
+            noticed = time.monotonic() - start
+        finally:
+            remote.host.set_link(True)
+        start = time.monotonic()
+        while not tunnel.connected:
+            assert time.monotonic() - start < 15, "no reconnect after the link came back"
+            await asyncio.sleep(0.05)
+        back = time.monotonic() - start
+        assert await tunnel.run("echo back") == "back\n"
+        assert tunnel.forwards.api_port  # the reverse forward was re-made
+        assert tunnel.reconnects == 1 and first_port
+        await tunnel.close()
+        return noticed, back
+
+    noticed, back = asyncio.run(scenario())
+    assert noticed < 1 * 2 + 1 + 1.5, noticed
+    assert back < 8, back
+
+
+def test_a_new_connection_gets_a_remote_port_while_the_old_session_holds_its_own(
+    remote: Remote,
+) -> None:
+    """The old connection's packets are all dropped (its client 'vanished'): sshd keeps that
+    session and its listening port; the reconnect takes a fresh port at once."""
+
+    async def scenario() -> None:
+        tunnel = Tunnel(
+            target(remote), LOG, keepalive_interval=1, keepalive_count=2, reconnect_max_delay=1
+        )
+        await tunnel.open(Forwards(hub_port=9))
+        old_port = tunnel.forwards.api_port
+        (client_port,) = remote.host.ssh_client_ports()
+        old_sessions = set(sessions(remote))
+        remote.host.silence_connection(client_port)
+        start = time.monotonic()
+        while tunnel.reconnects == 0:
+            assert time.monotonic() - start < 15, "no reconnect"
+            await asyncio.sleep(0.05)
+        new_port = tunnel.forwards.api_port
+        assert new_port != old_port
+        listening = remote.host.run("ss -ltnH")
+        assert f"127.0.0.1:{old_port} " in listening, "the old session let go of its port"
+        assert f"127.0.0.1:{new_port} " in listening
+        assert old_sessions & set(sessions(remote)), "the old session is gone already"
+        assert await tunnel.run("echo new") == "new\n"
+        await tunnel.close()
+
+    asyncio.run(scenario())
