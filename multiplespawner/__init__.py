@@ -4,9 +4,9 @@ corc orders the machine when needed and a sub-spawner starts JupyterLab on it.""
 from .errors import ConfigError, OptionsError, SpawnFailed
 from .handlers import register as _register_handlers
 from .spawner import MultipleSpawner
-from .startup import schedule_check as _schedule_check
+from .startup import install_startup_check as _install_startup_check
 
 _register_handlers()
-_schedule_check()
+_install_startup_check()
 
 __all__ = ["ConfigError", "MultipleSpawner", "OptionsError", "SpawnFailed"]
