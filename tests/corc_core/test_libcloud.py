@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
+import asyncssh
 import pytest
+import yaml
 
-from corc_core import ProviderError, SetupFailed, SSHAuthenticator
+from corc_core import (
+    HostKeyMismatch,
+    ProviderError,
+    ResourceNotFound,
+    SetupFailed,
+    SSHAuthenticator,
+)
 from corc_core.providers.libcloud import LibcloudOrchestrator
 from tests.corc_core.conftest import live_nodes, raw_driver
+from tests.harness.sshd import SSHHost
 
 
 async def test_setup_tags_and_tear_down(moto, store, tmp_path) -> None:
@@ -103,3 +114,118 @@ async def test_unknown_image_is_a_clear_error_and_creates_nothing(moto, store) -
     assert "no image with id or name 'no-such-image'" in str(failed.value)
     assert live_nodes(moto) == []
     _ = raw_driver
+
+
+def boto(options: dict):
+    import boto3
+
+    kwargs = options["driver_kwargs"]
+    return boto3.client(
+        "ec2",
+        region_name=kwargs["region"],
+        endpoint_url=f"http://{kwargs['host']}:{kwargs['port']}",
+        aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"],
+    )
+
+
+async def test_tagged_in_run_instances_itself(moto, store) -> None:
+    """Tag at birth: one RunInstances carrying TagSpecifications, and no CreateTags call, so a
+    crash right after the create cannot leave an instance that reap cannot see."""
+    orchestrator = LibcloudOrchestrator(moto, store=store, owner="alice", poll_interval=0.05)
+    driver = await orchestrator._get_driver()
+    sent: list[dict] = []
+    original = driver.connection.request
+
+    def recording(action, params=None, *args, **kwargs):
+        sent.append(dict(params or {}))
+        return original(action, params, *args, **kwargs)
+
+    driver.connection.request = recording
+    await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
+    actions = [params.get("Action") for params in sent]
+    assert actions.count("RunInstances") == 1
+    assert "CreateTags" not in actions
+    [run] = [params for params in sent if params.get("Action") == "RunInstances"]
+    tagged = {
+        run[key]: run[key.replace(".Key", ".Value")]
+        for key in run
+        if key.startswith("TagSpecification.1.Tag.") and key.endswith(".Key")
+    }
+    assert run["TagSpecification.1.ResourceType"] == "instance"
+    assert tagged["gridhub-record"] == orchestrator.record.record_id
+    assert tagged["gridhub-owner"] == "alice"
+    await orchestrator.tear_down()
+
+
+async def test_size_and_location_options_are_honoured(moto, store) -> None:
+    options = dict(moto, size="m5.xlarge", location="us-east-1c")
+    orchestrator = LibcloudOrchestrator(options, store=store, owner="a", poll_interval=0.05)
+    resource = await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
+    [node] = live_nodes(moto)
+    assert node.extra["instance_type"] == "m5.xlarge" == resource.details["shape"]
+    assert node.extra["availability"] == "us-east-1c"
+    await orchestrator.tear_down()
+    bad = LibcloudOrchestrator(dict(moto, location="mars-1a"), store=store, owner="a")
+    with pytest.raises(SetupFailed, match=r"no location 'mars-1a' \(option 'location'\); known: "):
+        await bad.setup(LibcloudOrchestrator.make_resource_config())
+    assert live_nodes(moto) == []
+
+
+async def test_host_key_is_installed_by_user_data_pinned_and_a_mismatch_refused(
+    moto, store, tmp_path
+) -> None:
+    """moto's console output is fixed text without host keys, so corc makes the host key and
+    hands it to cloud-init; only the public half is kept, and it is pinned."""
+    ssh = SSHAuthenticator(tmp_path / "ssh")
+    orchestrator = LibcloudOrchestrator(
+        moto, store=store, owner="alice", poll_interval=0.05, ssh=ssh
+    )
+    resource = await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
+    answer = boto(moto).describe_instance_attribute(InstanceId=resource.id, Attribute="userData")
+    user_data = yaml.safe_load(base64.b64decode(answer["UserData"]["Value"]))
+    private = asyncssh.import_private_key(user_data["ssh_keys"]["ed25519_private"])
+    assert resource.host_key == " ".join(private.export_public_key().decode().split()[:2])
+    assert user_data["ssh_genkeytypes"] == []  # the VM makes no other host key
+    assert ssh.host_key_for(resource.addresses[0], 22) == resource.host_key  # pinned
+    assert "PRIVATE KEY" not in json.dumps(orchestrator.get_state())
+
+    # A machine at a pinned address that presents another key is refused.
+    host = SSHHost(tmp_path / "host")
+    host.start()
+    try:
+        await ssh.pin_host_key(host.address, host.port, resource.host_key)
+        with pytest.raises(HostKeyMismatch):
+            await ssh.verify_host(host.address, host.port)
+    finally:
+        host.stop()
+    await orchestrator.tear_down()
+
+
+async def test_not_found_is_resource_not_found(moto, store) -> None:
+    orchestrator = LibcloudOrchestrator(moto, store=store, owner="a")
+    with pytest.raises(ResourceNotFound):
+        await orchestrator.get_resource_state("i-0123456789abcdef0")
+    with pytest.raises(ResourceNotFound):
+        await orchestrator.delete_resource("i-0123456789abcdef0")
+
+
+async def test_a_just_created_instance_reported_missing_is_still_deleted(moto, store) -> None:
+    """EC2 may answer NotFound for an instance it has just launched; the delete keeps asking
+    (within the consistency window) instead of taking the answer for "already gone"."""
+    orchestrator = LibcloudOrchestrator(moto, store=store, owner="a", poll_interval=0.05)
+    await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
+    original_call = orchestrator._call
+    refusals = 0
+
+    async def not_yet(method, *args, **kwargs):
+        nonlocal refusals
+        if method == "destroy_node" and refusals < 2:
+            refusals += 1
+            raise ResourceNotFound("injected: InvalidInstanceID.NotFound")
+        return await original_call(method, *args, **kwargs)
+
+    orchestrator._call = not_yet
+    await orchestrator.tear_down()
+    assert refusals == 2
+    assert live_nodes(moto) == []

@@ -15,14 +15,13 @@ import yaml
 
 from corc_core import ConfigError, ProviderError, ResourceNotFound, SetupFailed, SSHAuthenticator
 from corc_core.providers.libcloud import LibcloudOrchestrator, host_key_from_console
-from tests.harness.clouds import openstack_options, start_openstack
+from tests.harness.clouds import openstack_cloud
 
 
 @pytest.fixture
 def openstack(tmp_path: Path) -> Iterator[dict]:
-    daemon, port, state = start_openstack(tmp_path)
-    yield dict(openstack_options(port), _state=str(state))
-    daemon.stop()
+    with openstack_cloud(tmp_path) as cloud:
+        yield cloud
 
 
 def options(cloud: dict, **changes) -> dict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from .process import Daemon, free_port, port_open
@@ -72,3 +74,13 @@ def openstack_options(port: int) -> dict:
         "ssh_username": "ubuntu",
         "check_reachable": False,
     }
+
+
+@contextlib.contextmanager
+def openstack_cloud(directory: Path) -> Iterator[dict]:
+    """Options for a running fake OpenStack; ``_state`` names its state file (not an option)."""
+    daemon, port, state = start_openstack(directory)
+    try:
+        yield dict(openstack_options(port), _state=str(state))
+    finally:
+        daemon.stop()
