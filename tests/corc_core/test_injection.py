@@ -7,6 +7,7 @@ that the value is refused with a clear error or travels as plain text, and that 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from corc_core import ConfigError, SSHAuthenticator
+from corc_core import ConfigError, CorcError, SSHAuthenticator
 from corc_core.configurer import AnsibleConfigurer, unsafe_yaml
+from corc_core.providers.libcloud import LibcloudOrchestrator
 from corc_core.validation import (
     resource_name,
     validate_image,
@@ -24,6 +26,8 @@ from corc_core.validation import (
     validate_resource_name,
     validate_username,
 )
+from tests.corc_core.conftest import live_nodes, oci_options, oci_state
+from tests.harness.clouds import ec2_options, openstack_cloud, start_moto
 from tests.harness.sshd import SSHHost
 
 BIN = str(Path(sys.executable).parent)
@@ -208,3 +212,75 @@ def test_resource_name_is_valid_and_unambiguous() -> None:
     assert validate_resource_name(odd) == odd
     assert resource_name("a b") != resource_name("a-b")
     assert len(resource_name("x" * 300)) <= 63
+
+
+# -- cloud providers: names, images and tags ------------------------------------------------------
+
+
+@pytest.fixture(params=["ec2", "openstack"])
+def cloud(request, tmp_path):
+    """libcloud options for moto EC2 and for the fake OpenStack, with a function listing the
+    live machines as (name, tags)."""
+    if request.param == "ec2":
+        daemon, port = start_moto(tmp_path)
+        options = ec2_options(port)
+
+        def machines():
+            return [(n.name, n.extra["tags"]) for n in live_nodes(options)]
+
+        yield options, machines
+        daemon.stop()
+    else:
+        with openstack_cloud(tmp_path) as options:
+            path = Path(options.pop("_state"))
+
+            def machines():
+                servers = json.loads(path.read_text())["servers"].values()
+                return [(s["name"], s["metadata"]) for s in servers if not s["_deleted"]]
+
+            yield options, machines
+
+
+async def test_libcloud_names_and_images_refuse_payloads(cloud, marker, store) -> None:
+    options, machines = cloud
+    for payload in payloads(marker):
+        for field in ("name", "image"):
+            corc = LibcloudOrchestrator(options, store=store, owner="alice", poll_interval=0.05)
+            with pytest.raises(CorcError) as refused:
+                request = LibcloudOrchestrator.make_resource_config(**{field: payload})
+                await corc.setup(request)
+            assert "\n" not in str(refused.value)
+            assert "machine name" in str(refused.value) or "image" in str(refused.value)
+    assert machines() == []
+
+
+async def test_libcloud_tags_carry_payloads_as_plain_data(cloud, marker, store) -> None:
+    """The owner (a hub user name) and request tags go to the cloud as data, verbatim."""
+    options, machines = cloud
+    owner = payloads(marker)[0]
+    tags = {f"note{i}": payload for i, payload in enumerate(payloads(marker)[1:])}
+    corc = LibcloudOrchestrator(options, store=store, owner=owner, poll_interval=0.05)
+    await corc.setup(LibcloudOrchestrator.make_resource_config(name="corc-x", tags=tags))
+    [(name, held)] = machines()
+    assert name == "corc-x"
+    assert held["gridhub-owner"] == owner
+    assert {k: held[k] for k in tags} == tags
+    assert [r.id for r in await corc.list_resources({"gridhub-owner": owner})] == [corc.resource.id]
+    await corc.tear_down()
+    assert machines() == []
+
+
+async def test_oci_display_names_refuse_or_keep_payloads(oci_api, marker, store) -> None:
+    from corc_core.providers.oci import OCIOrchestrator
+
+    for payload in payloads(marker)[:4]:
+        corc = OCIOrchestrator(oci_options(oci_api), store=store, owner=payload, poll_interval=0.05)
+        try:
+            await corc.setup(OCIOrchestrator.make_resource_config(name=payload))
+        except CorcError as refused:
+            assert "\n" not in str(refused)
+            continue
+        instance = oci_state(oci_api)["instances"][corc.resource.id]
+        assert instance["displayName"] == payload
+        assert instance["freeformTags"]["gridhub-owner"] == payload
+        await corc.tear_down()
