@@ -51,6 +51,9 @@ def default_config() -> dict[str, Any]:
                     "driver_kwargs": {"region": "eu-north-1"},
                     "image": "",
                     "ssh_username": "ec2-user",
+                    "size": "",
+                    "location": "",
+                    "host_key": "user_data",
                 },
                 "oci": {
                     "profile": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import asyncssh
@@ -98,3 +99,20 @@ async def test_unknown_host_key_is_refused(host, tmp_path) -> None:
             empty,
             {"notebook_user": "root", "authorized_key": admin.public_key, "singleuser_path": BIN},
         )
+
+
+async def test_the_play_runs_on_corcs_slow_pool_not_the_default_executor(tmp_path) -> None:
+    """A play blocks a thread for minutes: it must not take one of the loop's default workers."""
+    configurer = AnsibleConfigurer()
+    threads = []
+    configurer._play = lambda *args: threads.append(threading.current_thread().name)
+    admin = await SSHAuthenticator(tmp_path / "ssh").credentials_for("corc-admin", "root")
+    await configurer.configure(
+        "127.0.0.1",
+        22,
+        admin,
+        tmp_path / "known_hosts",
+        {"notebook_user": "root", "authorized_key": admin.public_key},
+    )
+    assert len(threads) == 1
+    assert threads[0].startswith("corc-slow")
