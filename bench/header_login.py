@@ -2,13 +2,14 @@
 
 Both hubs run the same JupyterHub, proxy and nginx on this machine, one after the other. A login is
 what a person's browser does: for the header hub one GET /hub/login (nginx checks HTTP basic auth and
-adds Remote-User); for the dummy hub the form GET plus its POST. Each login is a fresh client with
+adds Remote-User and the shared secret, as the demo does); for the dummy hub the form GET plus its POST. Each login is a fresh client with
 no cookies and a new user name. Prints logins/s for both and the ratio (target >= 0.9).
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import sys
 import tempfile
@@ -74,20 +75,32 @@ def run(count: int) -> dict[str, float]:
         root = Path(tmp)
         htpasswd = root / "htpasswd"
         htpasswd.write_text("".join(f"{name}:{{PLAIN}}pw\n" for name in user_names(count)))
-        front = {
-            "header": f"""
-                auth_basic "bench";
-                auth_basic_user_file {htpasswd};
-                proxy_set_header Remote-User $remote_user;
-            """,
-            "dummy": "",
-        }
+        secret = secrets.token_hex(32)
         logins = {"header": header_login, "dummy": dummy_login}
         for name in ("header", "dummy"):
-            hub = Hub(root / name, COMMON + f'c.JupyterHub.authenticator_class = "{name}"')
-            nginx = Nginx(
-                root / f"nginx-{name}", f"location / {{ {front[name]} {proxy_headers(hub.url)} }}"
+            hub = Hub(
+                root / name,
+                COMMON + f'c.JupyterHub.authenticator_class = "{name}"',
+                env={"GRIDHUB_HEADER_SECRET": secret},
             )
+            if name == "header":  # the login page alone gets the name and the secret
+                server = f"""
+                    auth_basic "bench";
+                    auth_basic_user_file {htpasswd};
+                    location = /hub/login {{
+                        proxy_set_header Remote-User $remote_user;
+                        proxy_set_header X-Gridhub-Secret "{secret}";
+                        {proxy_headers(f"{hub.url}/hub/login")}
+                    }}
+                    location / {{
+                        proxy_set_header Remote-User "";
+                        proxy_set_header X-Gridhub-Secret "";
+                        {proxy_headers(hub.url)}
+                    }}
+                """
+            else:
+                server = f"location / {{ {proxy_headers(hub.url)} }}"
+            nginx = Nginx(root / f"nginx-{name}", server)
             try:
                 hub.start()
                 nginx.start()

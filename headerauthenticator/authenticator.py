@@ -10,6 +10,7 @@ from typing import Any
 
 from jupyterhub.auth import Authenticator
 from tornado import web
+from tornado.httputil import HTTPHeaders
 from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
 
 from .handlers import USER_DATA_KEY, HeaderLoginHandler, SetUserDataHandler
@@ -17,6 +18,11 @@ from .parsers import HeaderParseError, Parser, as_parser
 from .peers import address_in, front_peer, parse_networks
 
 _ENV_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0 (but tab), DEL, C1
+_EXPORTED_ATTR = "_headerauthenticator_exported"
+MIN_SECRET_LENGTH = 16
+"""Shortest shared secret accepted (characters)."""
+MAX_GROUP_NAME = 255
 
 
 class HeaderAuthenticator(Authenticator):
@@ -27,8 +33,11 @@ class HeaderAuthenticator(Authenticator):
     JupyterHub's normal path (``normalize_username``, allow and block lists, admin, groups); the extra
     header values are kept in the encrypted ``auth_state``.
 
-    Only requests from ``trusted_proxy_ips`` (and, when configured, carrying ``shared_secret``) are
-    believed; any other request carrying the username header is refused with 403.
+    Only requests from ``trusted_proxy_ips`` that carry ``shared_secret`` in
+    ``shared_secret_header`` are believed; any other request carrying the username header is refused
+    with 403. The hub does not start without a secret unless ``insecure_no_shared_secret`` is set.
+    A repeated header, a username with a comma, invalid UTF-8, control characters or an
+    unparseable value are refused with 400 and a short reason that never repeats the value.
     """
 
     auto_login = Bool(
@@ -127,8 +136,10 @@ class HeaderAuthenticator(Authenticator):
         help="""Addresses (IPs or CIDR blocks) of the front proxies whose headers are believed.
 
         The address is the TCP peer that connected to the hub's public port (as recorded by the hub's
-        own proxy), never a client-supplied ``X-Forwarded-For`` entry. An empty list accepts any peer
-        and is allowed only together with ``shared_secret``.
+        own proxy), never a client-supplied ``X-Forwarded-For`` entry. IPv4-mapped IPv6 entries
+        (``::ffff:10.0.0.1``) match the IPv4 address. This check comes on top of the shared secret:
+        on a machine that runs user code, "the peer is 127.0.0.1" proves nothing by itself. An empty
+        list accepts any peer (the secret alone decides).
         """,
     )
 
@@ -144,9 +155,13 @@ class HeaderAuthenticator(Authenticator):
     )
 
     shared_secret_header = Unicode(
-        "",
+        "X-Gridhub-Secret",
         config=True,
-        help="Header that must carry ``shared_secret`` (e.g. ``X-Gridhub-Secret``). Empty: not used.",
+        help="""Header that must carry ``shared_secret`` on every login request.
+
+        The front proxy sets it on the login location only, and clears it (with every other login
+        header) on all other locations, so no user's server ever sees it.
+        """,
     )
 
     shared_secret = Unicode(
@@ -154,14 +169,28 @@ class HeaderAuthenticator(Authenticator):
         config=True,
         help="""Secret the front proxy sends in ``shared_secret_header``; compared in constant time.
 
-        Use it where peer addresses cannot be trusted. Prefer setting it from the environment
-        (``GRIDHUB_HEADER_SECRET``) over writing it in the config file.
+        Required (at least 16 characters) unless ``insecure_no_shared_secret`` is set: without it,
+        any process on the hub machine, including every user's notebook, could send the login
+        headers itself. Prefer setting it from the environment (``GRIDHUB_HEADER_SECRET``) or a
+        0600 file over writing it in the config file.
         """,
     )
 
     @default("shared_secret")
     def _shared_secret_default(self) -> str:
         return os.environ.get("GRIDHUB_HEADER_SECRET", "")
+
+    insecure_no_shared_secret = Bool(
+        False,
+        config=True,
+        help="""Accept login headers without a shared secret, trusting the peer address alone.
+
+        UNSAFE wherever anything else runs on the front proxy's machine or the hub's machine (local
+        notebooks, SSH reverse tunnels): any such process can log in as any user, admins included.
+        Only for a hub whose port nothing but the front proxy can reach. Logged as a warning at
+        every start.
+        """,
+    )
 
     groups_key = Unicode(
         "groups",
@@ -179,27 +208,59 @@ class HeaderAuthenticator(Authenticator):
         self._parsers: dict[str, Parser] = {
             key: as_parser(parser) for key, parser in self.header_parser_classes.items()
         }
-        if not self._trusted and not self.shared_secret:
+        self._check_secret_settings()
+
+    def _check_secret_settings(self) -> None:
+        if self.shared_secret:
+            if not self.shared_secret_header.strip():
+                raise ValueError(
+                    "HeaderAuthenticator.shared_secret is set but shared_secret_header is empty:"
+                    " name the header the front proxy sends it in (e.g. X-Gridhub-Secret)."
+                )
+            if len(self.shared_secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"HeaderAuthenticator.shared_secret (GRIDHUB_HEADER_SECRET) is shorter than"
+                    f" {MIN_SECRET_LENGTH} characters: use a random one, e.g. `openssl rand -hex 32`."
+                )
+            return
+        if not self.insecure_no_shared_secret:
+            raise ValueError(
+                "HeaderAuthenticator needs a shared secret: any process on this machine (a"
+                " notebook, an SSH tunnel) could otherwise log in as anyone. Set"
+                " GRIDHUB_HEADER_SECRET (or c.HeaderAuthenticator.shared_secret) and have the front"
+                f" proxy send it in the {self.shared_secret_header or 'X-Gridhub-Secret'} header on"
+                " /hub/login, or set c.HeaderAuthenticator.insecure_no_shared_secret = True."
+            )
+        if not self._trusted:
             raise ValueError(
                 "HeaderAuthenticator.trusted_proxy_ips is empty and no shared_secret is set: anyone"
                 " could log in as anyone. Name the front proxy's address or set a shared secret."
             )
-        if bool(self.shared_secret) != bool(self.shared_secret_header):
-            raise ValueError(
-                "HeaderAuthenticator.shared_secret and shared_secret_header must be set together"
-            )
+        self.log.warning(
+            "INSECURE: HeaderAuthenticator.insecure_no_shared_secret is set. Login headers are"
+            " believed from any process at %s, so every local process (notebooks, SSH tunnels)"
+            " can log in as any user, admins included. Set GRIDHUB_HEADER_SECRET instead.",
+            ", ".join(self.trusted_proxy_ips),
+        )
 
     # -- JupyterHub API ---------------------------------------------------------------------------
 
     def get_handlers(self, app: Any) -> list[tuple[str, type]]:
         return [("/login", HeaderLoginHandler), ("/set-user-data", SetUserDataHandler)]
 
+    def login_header_names(self) -> list[str]:
+        """Every header the login reads: the configured ones and the shared-secret header."""
+        names = list(self.allowed_headers.values())
+        if self.shared_secret_header.strip():
+            names.append(self.shared_secret_header)
+        return names
+
     def has_auth_header(self, handler: web.RequestHandler) -> bool:
         """True when the request carries the username header at all."""
-        return self.allowed_headers["auth"] in handler.request.headers
+        return self.allowed_headers["auth"] in login_headers(handler)
 
     def check_request_source(self, handler: web.RequestHandler) -> None:
-        """Raise 403 unless the request comes from a trusted front proxy (and carries the secret)."""
+        """Raise 403 unless the request comes from a trusted front proxy and carries the secret."""
         if self._trusted:
             peer = front_peer(handler.request, self._hub_proxy)
             if not address_in(peer, self._trusted):
@@ -210,8 +271,12 @@ class HeaderAuthenticator(Authenticator):
                     " Open this service through its front page.",
                 )
         if self.shared_secret:
-            sent = handler.request.headers.get(self.shared_secret_header, "")
-            if not hmac.compare_digest(sent.encode(), self.shared_secret.encode()):
+            sent = login_headers(handler).get_list(self.shared_secret_header)
+            # One header, equal in constant time; bytes, so any character compares safely.
+            if len(sent) != 1 or not hmac.compare_digest(
+                sent[0].encode("utf-8", "surrogateescape"),
+                self.shared_secret.encode("utf-8", "surrogateescape"),
+            ):
                 self.log.warning("Refused login headers without the front proxy's shared secret")
                 raise web.HTTPError(403, "Login headers did not carry the front proxy's secret.")
 
@@ -222,18 +287,17 @@ class HeaderAuthenticator(Authenticator):
         self.check_request_source(handler)
         values = {key: self._read_header(handler, key) for key in self.allowed_headers}
         username = values.pop("auth")
+        header = self.allowed_headers["auth"]
         if username is None:
-            raise web.HTTPError(
-                401, f"No {self.allowed_headers['auth']} header: sign in through the front proxy."
-            )
+            raise web.HTTPError(401, f"No {header} header: sign in through the front proxy.")
         if not isinstance(username, str) or not username.strip():
-            raise web.HTTPError(
-                400, f"The {self.allowed_headers['auth']} header holds no username."
-            )
+            raise web.HTTPError(400, f"The {header} header holds no username.")
         auth_state = {key: value for key, value in values.items() if value is not None}
         model: dict[str, Any] = {"name": username.strip(), "auth_state": auth_state}
         if self.manage_groups:
-            model["groups"] = self._groups(auth_state.get(self.groups_key))
+            # No groups header: keep the user's groups (None tells JupyterHub not to sync them).
+            groups = auth_state.get(self.groups_key)
+            model["groups"] = None if groups is None else self._groups(groups)
         # Keep what the user posted to /set-user-data: a new login replaces the header values only.
         if self.enable_auth_state:
             user = handler.find_user(self.normalize_username(model["name"]))
@@ -243,41 +307,78 @@ class HeaderAuthenticator(Authenticator):
         return model
 
     async def pre_spawn_start(self, user: Any, spawner: Any) -> None:
-        """Export ``spawner_shared_headers`` from auth_state into the spawner's environment."""
-        if not self.spawner_shared_headers:
-            return
-        auth_state = await user.get_auth_state() or {}
-        for key in self.spawner_shared_headers:
-            if key not in auth_state:
-                continue
-            value = auth_state[key]
-            name = _ENV_NAME_UNSAFE.sub("_", key).upper()
-            spawner.environment[name] = value if isinstance(value, str) else json.dumps(value)
+        """Export ``spawner_shared_headers`` from the current auth_state into the environment.
+
+        The values are those of the user's latest login; a variable exported for an earlier spawn
+        whose key the latest login did not send is removed, never handed on stale.
+        """
+        exported: dict[str, str] = getattr(spawner, _EXPORTED_ATTR, {})
+        for name, value in exported.items():
+            if spawner.environment.get(name) == value:
+                spawner.environment.pop(name)
+        exported = {}
+        if self.spawner_shared_headers:
+            auth_state = await user.get_auth_state() or {}
+            for key in self.spawner_shared_headers:
+                if key not in auth_state:
+                    continue
+                value = auth_state[key]
+                name = _ENV_NAME_UNSAFE.sub("_", key).upper()
+                exported[name] = value if isinstance(value, str) else json.dumps(value)
+        spawner.environment.update(exported)
+        setattr(spawner, _EXPORTED_ATTR, exported)
 
     # -- helpers ----------------------------------------------------------------------------------
 
     def _read_header(self, handler: web.RequestHandler, key: str) -> Any:
         header = self.allowed_headers[key]
-        raw = handler.request.headers.get(header)
-        if raw is None:
+        values = login_headers(handler).get_list(header)
+        if not values:
             return None
+        if len(values) > 1:
+            raise web.HTTPError(400, f"The {header} header was sent more than once.")
+        raw = values[0]
         if len(raw) > self.max_header_length:
             raise web.HTTPError(
                 400, f"The {header} header is longer than {self.max_header_length} characters."
             )
+        try:
+            # HTTP headers arrive as bytes that tornado decodes as latin-1; senders use UTF-8.
+            text = raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise web.HTTPError(400, f"The {header} header is not valid UTF-8.") from None
+        if _CONTROL.search(text):
+            raise web.HTTPError(400, f"The {header} header contains control characters.")
+        if key == "auth" and "," in text:
+            # Proxies join repeated headers with commas: "victim,alice" is two values, not one.
+            raise web.HTTPError(400, f"The {header} header holds more than one value.")
         parser = self._parsers.get(key)
         if parser is None:
-            return raw
+            return text
         try:
-            return parser.parse(raw)
+            return parser.parse(text)
         except HeaderParseError as error:
             raise web.HTTPError(400, f"The {header} header {error}.") from None
 
     def _groups(self, value: Any) -> list[str]:
-        if value is None:
-            return []
         if isinstance(value, str):
-            return [group.strip() for group in value.split(",") if group.strip()]
-        if isinstance(value, list) and all(isinstance(group, str) for group in value):
-            return value
-        raise web.HTTPError(400, f"The groups header ({self.groups_key}) must list group names.")
+            groups = [group.strip() for group in value.split(",") if group.strip()]
+        elif isinstance(value, list) and all(isinstance(group, str) for group in value):
+            groups = value
+        else:
+            raise web.HTTPError(
+                400, f"The groups header ({self.groups_key}) must list group names."
+            )
+        if any(len(group) > MAX_GROUP_NAME for group in groups):
+            raise web.HTTPError(
+                400,
+                f"The groups header ({self.groups_key}) holds a name longer than"
+                f" {MAX_GROUP_NAME} characters.",
+            )
+        return groups
+
+
+def login_headers(handler: web.RequestHandler) -> HTTPHeaders:
+    """The login headers of ``handler``'s request (set aside by the login handler, if it ran)."""
+    headers = getattr(handler, "login_headers", None)
+    return handler.request.headers if headers is None else headers

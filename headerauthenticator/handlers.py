@@ -10,6 +10,7 @@ from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.orm import User as ORMUser
 from jupyterhub.scopes import has_scope
 from tornado import web
+from tornado.httputil import HTTPHeaders
 
 USER_DATA_KEY = "user_data"
 """auth_state key under which ``POST /hub/set-user-data`` keeps what the user posted.
@@ -26,6 +27,21 @@ class HeaderLoginHandler(LoginHandler):
     the person is). Without it, a user who is already logged in is sent on; anyone else is told to
     come through the front proxy.
     """
+
+    login_headers: HTTPHeaders | None = None
+    """The login headers of this request, set aside before anything else runs (see prepare)."""
+
+    async def prepare(self) -> None:
+        # Move the login headers (and the secret) out of the request first: JupyterHub logs every
+        # request header of a request that fails with a 500, and nothing may log these.
+        headers = self.request.headers
+        self.login_headers = HTTPHeaders()
+        for name in self.authenticator.login_header_names():
+            for value in headers.get_list(name):
+                self.login_headers.add(name, value)
+            if name in headers:
+                del headers[name]
+        await super().prepare()
 
     async def get(self) -> None:
         if not self.authenticator.has_auth_header(self):

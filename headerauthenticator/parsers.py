@@ -26,16 +26,43 @@ class Parser:
 
 
 class JSONParser(Parser):
-    """Decodes the header value as JSON (an object, list, string, number, boolean or null)."""
+    """Decodes the header value as JSON (an object, list, string, number, boolean or null).
+
+    Values nested more than ``max_depth`` levels deep are refused: they serve no login and deep
+    enough ones exhaust Python's recursion limit when decoded or stored.
+    """
+
+    max_depth: int = 32
 
     def parse(self, value: str) -> Any:
         try:
-            return json.loads(value)
+            data = json.loads(value)
+        except RecursionError:
+            raise HeaderParseError(f"is nested more than {self.max_depth} levels deep") from None
         except ValueError as error:
             raise HeaderParseError(
                 f"is not valid JSON (line {getattr(error, 'lineno', '?')},"
                 f" column {getattr(error, 'colno', '?')})"
             ) from None
+        if nesting_depth(data) > self.max_depth:
+            raise HeaderParseError(f"is nested more than {self.max_depth} levels deep")
+        return data
+
+
+def nesting_depth(data: Any) -> int:
+    """How many levels of lists and objects ``data`` has (0 for a plain value), without recursion."""
+    deepest = 0
+    stack = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
 
 
 class RegexUsernameParser(Parser):

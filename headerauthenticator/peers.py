@@ -20,16 +20,28 @@ from tornado.httputil import HTTPServerRequest
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def parse_networks(values: Iterable[str], setting: str) -> list[Network]:
-    """Parse IP addresses or CIDR blocks; raise ``ValueError`` naming the bad entry and the setting."""
-    networks = []
+    """Parse IP addresses or CIDR blocks; raise ``ValueError`` naming the bad entry and the setting.
+
+    An IPv4-mapped IPv6 entry (``::ffff:10.0.0.1``, ``::ffff:10.0.0.0/104``) becomes the IPv4
+    network it stands for, so it matches the peer however the socket reports it.
+    """
+    networks: list[Network] = []
     for value in values:
         try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+            network = ipaddress.ip_network(value.strip(), strict=False)
         except ValueError:
             raise ValueError(
                 f"{setting}: {value!r} is not an IP address or CIDR block (e.g. 10.0.0.0/8)"
             ) from None
+        if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+            mapped = network.network_address.ipv4_mapped
+            assert mapped is not None  # inside ::ffff:0:0/96
+            network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+        networks.append(network)
     return networks
 
 

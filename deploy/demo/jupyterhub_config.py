@@ -20,12 +20,14 @@ c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['GRIDHUB_DEMO_PROXY_API_PORT']}"
 c.JupyterHub.default_url = "/hub/home"
 
-# nginx authenticates with HTTP basic auth and forwards the user name in Remote-User.
+# nginx authenticates with HTTP basic auth and forwards the user name in Remote-User, on /hub/login
+# only, with the shared secret run.py made (.demo/header_secret, handed over as GRIDHUB_HEADER_SECRET).
 c.JupyterHub.authenticator_class = "header"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {"demo"}
 c.HeaderAuthenticator.enable_auth_state = True
 c.HeaderAuthenticator.trusted_proxy_ips = ["127.0.0.1"]
+c.HeaderAuthenticator.shared_secret_header = "X-Gridhub-Secret"
 
 # Notebooks run as local processes of the hub's user, in a directory per user.
 c.JupyterHub.spawner_class = "simple"

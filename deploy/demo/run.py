@@ -1,6 +1,8 @@
 """Run the demo: nginx on 127.0.0.1:8000 in front of a JupyterHub, until Ctrl-C.
 
-Log in as demo / demo (or alice / alice). State lives in .demo/ at the repository root.
+Log in as demo / demo (or alice / alice). State lives in .demo/ at the repository root, never
+committed: the header secret nginx sends the hub and the auth_state key are made at first start, in
+0600 files, and handed to the hub in its environment.
 """
 
 from __future__ import annotations
@@ -21,31 +23,52 @@ PROXY_API_PORT = int(os.environ.get("GRIDHUB_DEMO_PROXY_API_PORT", "8002"))
 DEMO_USERS = {"demo": "demo", "alice": "alice"}
 
 
-def prepare(state: Path) -> dict[str, str]:
+def private_file(path: Path, content: str) -> None:
+    """Write ``content`` to ``path``, readable by its owner only from the moment it exists."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(content)
+
+
+def secret(path: Path) -> str:
+    """The random secret kept in ``path``, made (0600) at the first start."""
+    if not path.exists():
+        private_file(path, secrets.token_hex(32))
+    os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def prepare(
+    state: Path,
+    port: int = PORT,
+    hub_port: int = HUB_PORT,
+    proxy_api_port: int = PROXY_API_PORT,
+) -> dict[str, str]:
+    """Write the demo's state (passwords, nginx config, secrets) under ``state``; the hub's env."""
     state.mkdir(exist_ok=True)
     (state / "nginx-tmp").mkdir(exist_ok=True)
     # Plain-text passwords are fine for a demo on loopback; use hashed ones anywhere else.
     (state / "htpasswd").write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in DEMO_USERS.items()))
+    header_secret = secret(state / "header_secret")
     conf = (HERE / "nginx.conf").read_text()
     for key, value in {
         "@STATE@": str(state),
-        "@PORT@": str(PORT),
-        "@HUB_PORT@": str(HUB_PORT),
+        "@PORT@": str(port),
+        "@HUB_PORT@": str(hub_port),
+        "@HEADER_SECRET@": header_secret,
     }.items():
         conf = conf.replace(key, value)
     if os.geteuid() == 0:
         conf = "user root;\n" + conf
-    (state / "nginx.conf").write_text(conf)
-    key_file = state / "crypt_key"
-    if not key_file.exists():
-        key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_hex(32))
+    private_file(state / "nginx.conf", conf)
     env = dict(os.environ)
     env.update(
         GRIDHUB_DEMO_DIR=str(state),
-        GRIDHUB_DEMO_HUB_PORT=str(HUB_PORT),
-        GRIDHUB_DEMO_PROXY_API_PORT=str(PROXY_API_PORT),
-        JUPYTERHUB_CRYPT_KEY=key_file.read_text().strip(),
+        GRIDHUB_DEMO_HUB_PORT=str(hub_port),
+        GRIDHUB_DEMO_PROXY_API_PORT=str(proxy_api_port),
+        GRIDHUB_HEADER_SECRET=header_secret,
+        JUPYTERHUB_CRYPT_KEY=secret(state / "crypt_key"),
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
     )
     return env

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,40 +15,60 @@ from tests.harness.nginx import Nginx, proxy_headers
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 
-HEADER_CONFIG = """
+SECRET_HEADER = "X-Gridhub-Secret"
+SECRET = "front-proxy-secret-5b1e0c7a9d3f4e2b8a6c"
+"""The shared secret nginx adds on /hub/login (the hub reads it from GRIDHUB_HEADER_SECRET)."""
+
+AUTH_HEADERS = ("Remote-User", "Auth-Data", "Mail", "Groups", SECRET_HEADER)
+"""Every header the hub believes at login: only the login location may send them."""
+
+HEADER_CONFIG = f"""
 from headerauthenticator import JSONParser
 c.JupyterHub.authenticator_class = "header"
 c.Authenticator.allow_all = True
-c.Authenticator.admin_users = {"carol"}
+c.Authenticator.admin_users = {{"carol"}}
 c.JupyterHub.default_url = "/hub/home"
 c.HeaderAuthenticator.enable_auth_state = True
-c.HeaderAuthenticator.allowed_headers = {
+c.HeaderAuthenticator.shared_secret_header = {SECRET_HEADER!r}
+c.HeaderAuthenticator.allowed_headers = {{
     "auth": "Remote-User", "auth_data": "Auth-Data", "mail": "Mail", "groups": "Groups",
-}
+}}
 c.HeaderAuthenticator.manage_groups = True
-c.HeaderAuthenticator.header_parser_classes = {"auth_data": JSONParser}
+c.HeaderAuthenticator.header_parser_classes = {{"auth_data": JSONParser}}
 c.HeaderAuthenticator.spawner_shared_headers = ["auth_data", "mail"]
-c.HeaderAuthenticator.user_external_allow_attributes = ["PersonalDistinguishedName", "quota"]
+c.HeaderAuthenticator.user_external_allow_attributes = ["PersonalDistinguishedName", "quota", "mail"]
 c.HeaderAuthenticator.user_data_max_bytes = 1024
 c.HeaderAuthenticator.max_header_length = 1024
 """
 
 
-def basic_auth_front(hub: Hub, extra: str = "") -> str:
-    """An nginx server block that authenticates with HTTP basic auth and forwards Remote-User.
+def basic_auth_front(hub: Hub, secret: str = SECRET) -> str:
+    """nginx locations that authenticate with HTTP basic auth and forward Remote-User.
 
-    Extra data the portal would compute is taken from ``X-Portal-*`` request headers, standing in for
-    the portal's own session data; a client-sent ``Remote-User`` is always overwritten.
+    Only ``/hub/login`` gets the login headers and the shared secret; every other path (the hub's
+    pages, the users' servers) gets them cleared, so no server behind the proxy ever sees them and a
+    client cannot send its own. Extra data the portal would compute is taken from ``X-Portal-*``
+    request headers, standing in for the portal's own session data.
     """
+    cleared = "\n".join(f'proxy_set_header {header} "";' for header in AUTH_HEADERS)
+    # The login location names its upstream path itself: whatever path the client wrote to reach
+    # this location, only the hub's login page gets the headers.
+    login = proxy_headers(f"{hub.url}/hub/login")
     return f"""
-    location / {{
-        auth_basic "gridhub";
-        auth_basic_user_file {hub.dir / "htpasswd"};
+    auth_basic "gridhub";
+    auth_basic_user_file {hub.dir / "htpasswd"};
+    location = /hub/login {{
         proxy_set_header Remote-User $remote_user;
         proxy_set_header Auth-Data $http_x_portal_auth_data;
         proxy_set_header Mail $http_x_portal_mail;
         proxy_set_header Groups $http_x_portal_groups;
-        {extra}
+        proxy_set_header {SECRET_HEADER} "{secret}";
+        proxy_set_header Authorization "";
+        {login}
+    }}
+    location / {{
+        {cleared}
+        proxy_set_header Authorization "";
         {proxy_headers(hub.url)}
     }}
     """
@@ -75,17 +97,49 @@ class FrontedHub:
         return client
 
 
-@pytest.fixture(scope="module")
-def fronted(tmp_path_factory) -> Iterator[FrontedHub]:
-    """JupyterHub with HeaderAuthenticator behind an nginx that does HTTP basic auth."""
-    root = tmp_path_factory.mktemp("fronted")
-    hub = Hub(root / "hub", HEADER_CONFIG)
+def hub_server_environment(hub: Hub, user: str, timeout: float = 30) -> dict[str, str]:
+    """The environment of ``user``'s running server spawned by ``hub`` (not another test's hub)."""
+    deadline = time.monotonic() + timeout
+    api_url = f"http://127.0.0.1:{hub.hub_port}/hub/api"
+    while time.monotonic() < deadline:
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                raw = environ.read_bytes()
+            except OSError:
+                continue
+            entries = dict(
+                item.split("=", 1)
+                for item in raw.decode(errors="replace").split("\0")
+                if "=" in item
+            )
+            if entries.get("JUPYTERHUB_USER") == user and entries.get(
+                "JUPYTERHUB_API_URL", ""
+            ).startswith(api_url):
+                return entries
+        time.sleep(0.2)
+    raise AssertionError(f"no server process of {user} spawned by the hub at {hub.url}")
+
+
+def start_fronted(root, config: str = HEADER_CONFIG) -> FrontedHub:
+    """Start a hub with ``config`` and the GRIDHUB_HEADER_SECRET, behind a basic-auth nginx."""
+    hub = Hub(root / "hub", config, env={"GRIDHUB_HEADER_SECRET": SECRET})
     write_htpasswd(hub)
     hub.start()
     nginx = Nginx(root / "nginx", basic_auth_front(hub))
-    nginx.start()
     try:
-        yield FrontedHub(hub, nginx)
-    finally:
-        nginx.stop()
+        nginx.start()
+    except BaseException:
         hub.stop()
+        raise
+    return FrontedHub(hub, nginx)
+
+
+@pytest.fixture(scope="module")
+def fronted(tmp_path_factory) -> Iterator[FrontedHub]:
+    """JupyterHub with HeaderAuthenticator behind an nginx that does HTTP basic auth."""
+    front = start_fronted(tmp_path_factory.mktemp("fronted"))
+    try:
+        yield front
+    finally:
+        front.nginx.stop()
+        front.hub.stop()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.harness.process import server_environment
-from tests.headerauthenticator.conftest import FrontedHub
+from tests.headerauthenticator.conftest import FrontedHub, hub_server_environment
 
 DATA = {"erda_mount": {"user": "alice@ku.dk", "key": "very-private-mount-key-81f2"}}
 
@@ -37,7 +36,7 @@ def test_shared_headers_reach_the_spawned_server(fronted: FrontedHub) -> None:
         while not api.get("/users/bob").json()["servers"].get("", {}).get("ready"):
             assert time.monotonic() < deadline, fronted.hub.log()[-3000:]
             time.sleep(0.3)
-        env = server_environment("bob")
+        env = hub_server_environment(fronted.hub, "bob")
         assert json.loads(env["AUTH_DATA"]) == DATA
         assert env["MAIL"] == "bob@example.org"
         # The user reaches JupyterLab through the front proxy (OAuth with the hub included).

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.harness.nginx import proxy_headers
+from tests.headerauthenticator.conftest import SECRET, SECRET_HEADER
 
 REGEX_CONFIG = r"""
 from headerauthenticator import JSONParser, RegexUsernameParser
@@ -22,12 +23,13 @@ RegexUsernameParser.replace_extract_chars = {'@': '_', '.': '_'}
 
 @pytest.fixture
 def regex_front(hub_factory, nginx_factory):
-    hub = hub_factory(REGEX_CONFIG)
+    hub = hub_factory(REGEX_CONFIG, env={"GRIDHUB_HEADER_SECRET": SECRET})
     nginx = nginx_factory(
         f"""
         location / {{
             proxy_set_header MyAuthHeader $http_x_portal_identity;
             proxy_set_header Auth-Data $http_x_portal_auth_data;
+            proxy_set_header {SECRET_HEADER} "{SECRET}";
             {proxy_headers(hub.url)}
         }}
         """

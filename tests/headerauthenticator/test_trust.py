@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from headerauthenticator.peers import address_in, parse_networks
 from tests.harness.hub import Hub
 from tests.harness.nginx import proxy_headers
 from tests.headerauthenticator.conftest import FrontedHub
@@ -91,9 +92,76 @@ def test_empty_trust_list_without_secret_refuses_to_start(hub_factory) -> None:
         """
         c.JupyterHub.authenticator_class = "header"
         c.HeaderAuthenticator.trusted_proxy_ips = []
+        c.HeaderAuthenticator.insecure_no_shared_secret = True
         """,
         start=False,
     )
     with pytest.raises(RuntimeError) as failed:
         hub.start(timeout=30)
     assert "anyone could log in as anyone" in str(failed.value)
+
+
+def test_header_login_without_a_secret_refuses_to_start(hub_factory) -> None:
+    hub = hub_factory('c.JupyterHub.authenticator_class = "header"\n', start=False)
+    with pytest.raises(RuntimeError) as failed:
+        hub.start(timeout=30)
+    assert "HeaderAuthenticator needs a shared secret" in str(failed.value)
+    assert "GRIDHUB_HEADER_SECRET" in str(failed.value)
+
+
+def test_a_short_secret_refuses_to_start(hub_factory) -> None:
+    hub = hub_factory(
+        'c.JupyterHub.authenticator_class = "header"\n',
+        env={"GRIDHUB_HEADER_SECRET": "tiny-s3cr3t"},
+        start=False,
+    )
+    with pytest.raises(RuntimeError) as failed:
+        hub.start(timeout=30)
+    assert "shorter than 16 characters" in str(failed.value)
+    assert "tiny-s3cr3t" not in hub.log()
+
+
+def test_the_insecure_opt_out_starts_and_says_so(hub_factory) -> None:
+    hub = hub_factory(
+        """
+        c.JupyterHub.authenticator_class = "header"
+        c.Authenticator.allow_all = True
+        c.HeaderAuthenticator.insecure_no_shared_secret = True
+        """
+    )
+    assert "INSECURE: HeaderAuthenticator.insecure_no_shared_secret is set" in hub.log()
+    # It does what it says: any local process logs in as anyone (the reason it is opt-in).
+    response = httpx.get(f"{hub.url}/hub/login", headers={"Remote-User": "anyone"})
+    assert response.status_code == 302
+
+
+def test_ipv4_mapped_entries_match_the_ipv4_peer() -> None:
+    networks = parse_networks(["::ffff:10.0.0.1", "::ffff:192.168.0.0/112"], "trusted_proxy_ips")
+    assert address_in("10.0.0.1", networks)
+    assert address_in("::ffff:10.0.0.1", networks)
+    assert address_in("192.168.7.9", networks)
+    assert not address_in("10.0.0.2", networks)
+    assert not address_in("192.169.0.1", networks)
+
+
+def test_ipv4_mapped_trusted_proxy_logs_in(hub_factory, nginx_factory) -> None:
+    hub = hub_factory(
+        """
+        c.JupyterHub.authenticator_class = "header"
+        c.Authenticator.allow_all = True
+        c.HeaderAuthenticator.trusted_proxy_ips = ["::ffff:127.0.0.1"]
+        """,
+        env={"GRIDHUB_HEADER_SECRET": SECRET},
+    )
+    nginx = nginx_factory(
+        f"""
+        location = /hub/login {{
+            proxy_set_header Remote-User $http_x_test_user;
+            proxy_set_header X-Gridhub-Secret "{SECRET}";
+            {proxy_headers(f"{hub.url}/hub/login")}
+        }}
+        """
+    )
+    response = httpx.get(f"{nginx.url}/hub/login", headers={"X-Test-User": "mapped"})
+    assert response.status_code == 302, response.text
+    assert hub.api().get("/users/mapped").status_code == 200
