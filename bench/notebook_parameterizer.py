@@ -4,7 +4,8 @@ Baselines, measured in this process on the same content:
 - a bare nbformat read + write of the same file (the floor any tool pays);
 - papermill ``prepare_only`` on the tagged equivalent (one ``parameters`` cell), which is what a user
   would do if every variable could be moved into one cell.
-Prints the median of several runs and the ratios.
+Prints the median of several interleaved runs and the ratios. The parameterizer skips, before
+parsing, every cell whose text names no parameter.
 """
 
 from __future__ import annotations
@@ -45,14 +46,18 @@ def make_notebook(cells: int, tagged: bool) -> nbformat.NotebookNode:
     return nb
 
 
-def timed(function, repeat: int) -> float:
-    function()  # warm-up
-    samples = []
+def timed(functions, repeat: int) -> list[float]:
+    """Median time of each function. The functions take turns, round after round, so a change in
+    the machine's load during the run weighs on all of them alike."""
+    for function in functions:
+        function()  # warm-up
+    samples: list[list[float]] = [[] for _ in functions]
     for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for index, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            samples[index].append(time.perf_counter() - start)
+    return [statistics.median(times) for times in samples]
 
 
 def main() -> None:
@@ -88,7 +93,7 @@ def main() -> None:
         def in_memory() -> None:
             parameterize(loaded, PARAMETERS)
 
-        t_bare, t_ours, t_pm, t_mem = (timed(f, args.repeat) for f in (bare, ours, pm, in_memory))
+        t_bare, t_ours, t_pm, t_mem = timed((bare, ours, pm, in_memory), args.repeat)
     print(f"notebook_parameterizer: {args.cells} cells")
     print(f"notebook_parameterizer: nbformat read+write        {t_bare * 1000:8.1f} ms")
     print(f"notebook_parameterizer: parameterize (read+write)  {t_ours * 1000:8.1f} ms")

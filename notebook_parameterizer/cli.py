@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import nbformat
 
@@ -13,16 +15,42 @@ from .errors import ParameterizeError
 from .notebook import parameterize, read_notebook
 from .parameters import load_parameters_file, parse_overrides
 
+EXIT_OK = 0
 EXIT_EXECUTION_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_KERNEL_DIED = 3
+
+EPILOG = """\
+exit status:
+  0  success
+  1  --execute: a cell raised an error ("cell N raised E: message")
+  2  bad input or usage: a file that cannot be read or written, a missing output directory,
+     invalid YAML, JSON or notebook (e.g. a cell without source), a bad parameter name or
+     value, an unknown kernel or option
+  3  --execute: the kernel died or could not be started
+
+Every error is one line on stderr, without a traceback.
+
+parameter values are YAML 1.2: true/false are booleans, yes/no/on/off are strings unless they
+replace a boolean; 0123, 12:30 and 2021-06-01 stay strings; .nan and .inf are floats.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="notebook_parameterizer",
         usage="notebook_parameterizer [OPTIONS] NOTEBOOK_PATH PARAMETERS_PATH",
         description="Replace the top-level definitions of the parameters in a notebook's cells "
         "(no 'parameters' tag needed), then optionally execute it with papermill.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("notebook_path", metavar="NOTEBOOK_PATH", type=Path)
     parser.add_argument("parameters_path", metavar="PARAMETERS_PATH", type=Path)
@@ -56,12 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    output = str(args.output_notebook_path) if args.output_notebook_path else "-"
+    if output != "-" and not Path(output).parent.is_dir():
+        raise ParameterizeError(
+            f"cannot write {output}: the directory {Path(output).parent} does not exist"
+        )
     try:
         text = args.notebook_path.read_text(encoding="utf-8")
     except OSError as error:
         raise ParameterizeError(
             f"cannot read notebook {args.notebook_path}: {error.strerror}"
         ) from None
+    except UnicodeDecodeError:
+        raise ParameterizeError(f"notebook {args.notebook_path} is not UTF-8 text") from None
     nb = read_notebook(text, str(args.notebook_path))
     parameters = load_parameters_file(args.parameters_path)
     parameters.update(parse_overrides(args.p))
@@ -75,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         for line in report.lines():
             print(line, file=sys.stderr)
-    output = str(args.output_notebook_path) if args.output_notebook_path else "-"
     if args.cwd is not None and not args.cwd.is_dir():
         raise ParameterizeError(f"--cwd {args.cwd} is not a directory")
     if args.execute:
@@ -89,30 +123,36 @@ def run(args: argparse.Namespace) -> int:
             logger.setLevel(logging.INFO)
 
         execute(nb, output, kernel_name=args.kernel, cwd=args.cwd, log_output=args.log_output)
-        return 0
+        return EXIT_OK
     content = nbformat.writes(nb)
     if output == "-":
         sys.stdout.write(content)
-        return 0
+        return EXIT_OK
     try:
         Path(output).write_text(content, encoding="utf-8")
     except OSError as error:
         raise ParameterizeError(f"cannot write {output}: {error.strerror}") from None
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status is documented in ``--help`` (EPILOG)."""
     args = build_parser().parse_args(argv)
-    from .execute import ExecutionFailed
+    from .execute import ExecutionFailed, KernelDied
 
     try:
-        return run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbformat's validation warnings are not ours to print
+            return run(args)
     except ParameterizeError as error:
         print(f"notebook_parameterizer: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ExecutionFailed as error:
         print(f"notebook_parameterizer: execution failed: {error}", file=sys.stderr)
         return EXIT_EXECUTION_FAILED
+    except KernelDied as error:
+        print(f"notebook_parameterizer: kernel died: {error}", file=sys.stderr)
+        return EXIT_KERNEL_DIED
 
 
 if __name__ == "__main__":

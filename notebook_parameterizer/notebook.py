@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,8 @@ from nbformat import NotebookNode
 
 from . import other_languages, python_source
 from .errors import ParameterizeError
-from .parameters import ENV_PREFIX, expand_env
+from .parameters import ENV_PREFIX, MaybeBool, expand_env
+from .translators import find_translator, literal
 
 METADATA_KEY = "notebook_parameterizer"
 
@@ -60,28 +63,25 @@ def notebook_language(nb: NotebookNode, kernel_name: str | None = None) -> tuple
     return kernel, language
 
 
-def _translator(kernel: str, language: str) -> Any:
-    from papermill.exceptions import PapermillException
-    from papermill.translators import papermill_translators
-
-    try:
-        return papermill_translators.find_translator(kernel, language)
-    except PapermillException:
-        raise ParameterizeError(
-            f"unknown kernel language {language!r} (kernel {kernel!r}): no translator for it"
-        ) from None
+def _value_for(value: Any, holds_bool: bool) -> Any:
+    """A ``yes``/``no``/``on``/``off`` parameter is a boolean only where it replaces one."""
+    if isinstance(value, MaybeBool):
+        return value.as_bool if holds_bool else str(value)
+    return value
 
 
-def _code(translator: Any, name: str, value: Any, annotation: str | None = None) -> str:
-    try:
-        rendered = translator.translate(value)
-    except NotImplementedError:
-        raise ParameterizeError(
-            f"parameter {name}: a {type(value).__name__} cannot be written in this kernel's language"
-        ) from None
-    if annotation is not None:
-        return f"{name}: {annotation} = {rendered}"
-    return translator.assign(name, rendered)
+def _names_pattern(names: set[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
+def _may_define(names: list[str], pattern: re.Pattern[str], source: str) -> bool:
+    """Cheap test before parsing: does the cell's text name a parameter at all?"""
+    for name in names:
+        if name in source:
+            return pattern.search(source) is not None or not source.isascii()
+    # Python identifiers are NFKC-normalised: a fullwidth "\uff54hreshold" is threshold.
+    return not source.isascii() and bool(pattern.search(unicodedata.normalize("NFKC", source)))
 
 
 def parameterize(
@@ -102,16 +102,25 @@ def parameterize(
     """
     values = expand_env(parameters) if expand_env_values else dict(parameters)
     kernel, language = notebook_language(nb, kernel_name)
-    translator = _translator(kernel, language)
+    translator = find_translator(kernel, language)
+    python = language.lower() == "python"
+    syntax = None if python else other_languages.syntax_for(language)
     report = Report()
     names = set(values)
+    pattern = _names_pattern(names) if names else None
+    name_list = sorted(names)
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or not names:
+        if pattern is None or cell.get("cell_type") != "code":
             continue
-        if language.lower() == "python":
+        source = cell.get("source")
+        if not isinstance(source, str):
+            raise ParameterizeError(f"cell {index} has no source text")
+        if not _may_define(name_list, pattern, source):
+            continue
+        if syntax is None:
             _rewrite_python(cell, index, values, translator, report)
         else:
-            _rewrite_lines(cell, index, values, translator, language, report)
+            _rewrite_lines(cell, index, values, translator, language, syntax, report)
     defined = {r.parameter for r in report.replacements}
     report.unused = sorted(names - defined)
     if strict and report.unused:
@@ -133,7 +142,14 @@ def _rewrite_python(
     definitions = python_source.find_definitions(source, tree, set(values))
     if not definitions:
         return
-    edits = [(d, _code(translator, d.name, values[d.name], d.annotation)) for d in definitions]
+    edits = []
+    for definition in definitions:
+        value = _value_for(values[definition.name], definition.holds_bool)
+        rendered = literal(translator, "python", definition.name, value)
+        if definition.annotation is not None:
+            edits.append((definition, f"{definition.name}: {definition.annotation} = {rendered}"))
+        else:
+            edits.append((definition, translator.assign(definition.name, rendered)))
     cell.source = python_source.replace_definitions(source, edits)
     for definition in definitions:
         report.replacements.append(
@@ -142,22 +158,33 @@ def _rewrite_python(
 
 
 def _rewrite_lines(
-    cell: NotebookNode, index: int, values: dict, translator: Any, language: str, report: Report
+    cell: NotebookNode,
+    index: int,
+    values: dict,
+    translator: Any,
+    language: str,
+    syntax: other_languages.Syntax,
+    report: Report,
 ) -> None:
-    lines = cell.source.splitlines(keepends=True)
-    patterns = {name: other_languages.definition_pattern(language, name) for name in values}
+    lines = other_languages.split_lines(cell.source)
+    patterns = {name: other_languages.definition_pattern(syntax, name) for name in values}
     changed = False
     for number, line in enumerate(lines):
         for name, pattern in patterns.items():
-            if not pattern.match(line):
+            match = pattern.match(line)
+            if match is None:
                 continue
-            if not other_languages.is_single_line(line):
+            span = other_languages.value_span(line, match.end(), syntax)
+            if span is None:
                 report.skipped.append((index, f"{name} at line {number + 1} spans several lines"))
                 continue
-            ending = line[len(line.rstrip("\r\n")) :]
-            lines[number] = _code(translator, name, values[name]) + ending
+            start, end = span
+            holds_bool = other_languages.is_boolean(line[start:end], syntax)
+            rendered = literal(translator, language, name, _value_for(values[name], holds_bool))
+            lines[number] = line[:start] + rendered + line[end:]
             report.replacements.append(Replacement(name, index, cell.get("id"), number + 1))
             changed = True
+            break
     if changed:
         cell.source = "".join(lines)
 
@@ -171,11 +198,27 @@ def _provenance(raw: dict, values: dict, expanded: bool, report: Report) -> dict
         for name in raw
     }
     return {
-        "parameters": json.loads(json.dumps(recorded, default=str)),
+        "parameters": _json_safe(recorded),
         "replaced": [
             {"parameter": r.parameter, "cell": r.cell, "line": r.line} for r in report.replacements
         ],
     }
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` as strict JSON data: NaN and infinities become the strings ".nan", ".inf" and
+    "-.inf" (their YAML spelling), anything else that JSON cannot hold becomes its string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return str(value)
 
 
 def read_notebook(text: str, origin: str) -> NotebookNode:
@@ -185,6 +228,11 @@ def read_notebook(text: str, origin: str) -> NotebookNode:
     except Exception as error:  # nbformat raises several types for bad input
         reason = "not valid JSON" if isinstance(error, ValueError) else "not a Jupyter notebook"
         raise ParameterizeError(f"{origin} is {reason}") from None
-    if "cells" not in nb:
+    if not isinstance(nb.get("cells"), list):
         raise ParameterizeError(f"{origin} is not a Jupyter notebook (no cells)")
+    for index, cell in enumerate(nb.cells):
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
+            raise ParameterizeError(f"{origin}: cell {index} has no cell_type")
+        if not isinstance(cell.get("source"), str):
+            raise ParameterizeError(f"{origin}: cell {index} has no source")
     return nb

@@ -6,6 +6,16 @@ import ast
 import re
 from dataclasses import dataclass
 
+# Where Python's tokenizer ends a line: \n, \r\n or a lone \r; never \x0c, \x85 or \u2028,
+# which str.splitlines() would split on even inside a string literal.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def split_lines(source: str) -> list[str]:
+    """The lines of ``source`` with their endings, numbered as ``ast`` numbers them."""
+    return _LINE.findall(source)
+
+
 # IPython syntax that is not Python: magics, shell escapes, help, and `x = !cmd` / `x = %magic`.
 _IPYTHON_LINE = re.compile(r"^\s*([!%?]|[A-Za-z_]\w*\s*=\s*[!%])|\?\s*$")
 
@@ -18,6 +28,7 @@ class Definition:
     start: tuple[int, int]  # (line index, character column)
     end: tuple[int, int]
     annotation: str | None
+    holds_bool: bool = False  # the value replaced is True or False
 
 
 def parse_cell(source: str) -> ast.Module | None:
@@ -26,7 +37,7 @@ def parse_cell(source: str) -> ast.Module | None:
         return ast.parse(source)
     except SyntaxError:
         pass
-    lines = source.splitlines(keepends=True)
+    lines = split_lines(source)
     if not lines or lines[0].lstrip().startswith("%%"):
         return None  # a cell magic: the body is another language
     masked = []
@@ -51,7 +62,7 @@ def _char_column(line: str, byte_column: int) -> int:
 
 def find_definitions(source: str, tree: ast.Module, names: set[str]) -> list[Definition]:
     """Top-level single-name assignments of ``names`` whose value does not read the name."""
-    lines = source.splitlines(keepends=True)
+    lines = split_lines(source)
     found = []
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
@@ -72,6 +83,8 @@ def find_definitions(source: str, tree: ast.Module, names: set[str]) -> list[Def
                 start=(stmt.lineno - 1, _char_column(first, stmt.col_offset)),
                 end=(stmt.end_lineno - 1, _char_column(last, stmt.end_col_offset)),
                 annotation=annotation,
+                holds_bool=isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, bool),
             )
         )
     return found
@@ -79,7 +92,7 @@ def find_definitions(source: str, tree: ast.Module, names: set[str]) -> list[Def
 
 def replace_definitions(source: str, edits: list[tuple[Definition, str]]) -> str:
     """Replace each definition's statement text by its new code (trailing comments are kept)."""
-    lines = source.splitlines(keepends=True)
+    lines = split_lines(source)
     for definition, code in sorted(edits, key=lambda edit: edit[0].start, reverse=True):
         (first, start), (last, end) = definition.start, definition.end
         lines[first : last + 1] = [lines[first][:start] + code + lines[last][end:]]

@@ -95,16 +95,22 @@ LDAP.object_attributes = {{
 LIGHT_SPAWNER = f"""
 # JupyterHub's random_port() binds port 0 and lets it go, so dozens of concurrent local spawns can
 # be handed the same port; these tests spawn 50 at once, so each spawn takes the next free port.
+# Ports stay below the kernel's ephemeral range (32768 and up), where any outgoing connection on
+# this busy machine may hold the port; a port is free when it can be bound, as the server will.
 import itertools, os, socket
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
-_next_port = itertools.count(20000 + (os.getpid() % 200) * 100)
+_next_port = itertools.count(20000 + (os.getpid() % 100) * 120)
 
 def _unique_port():
     for port in _next_port:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 class UniquePortSpawner(SimpleLocalProcessSpawner):
     async def start(self):

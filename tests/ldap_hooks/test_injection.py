@@ -118,7 +118,7 @@ def test_posted_data_with_a_trusted_dn_is_ignored_for_the_name(slapd, hub_factor
 
 
 @pytest.mark.parametrize(
-    "name", ["*", "vic*", "victim)(uid=*", "victim\\", "a,uid=victim", "v=x+uid=victim", "(victim)"]
+    "name", ["*", "vic*", "victim)(uid=*", "victim\\", "a;uid=victim", "v=x+uid=victim", "(victim)"]
 )
 def test_special_characters_in_user_names_match_only_their_own_entry(slapd, hub_with_victim, name):
     hub, victim_before = hub_with_victim

@@ -160,3 +160,96 @@ def test_provenance_is_json(write) -> None:
     provenance = result.notebook().metadata["notebook_parameterizer"]
     assert json.dumps(provenance)
     assert provenance["parameters"] == {"when": "2021-06-01"}
+
+
+def _no_source_notebook(w):
+    nb = python_notebook("a = 1")
+    del nb.cells[1]["source"]
+    return w("in.ipynb", json.dumps(nb))
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (
+            lambda w: [
+                w("in.ipynb", python_notebook("a=1")),
+                w("p.yml", "a: 1\n"),
+                "-o",
+                w.parent / "no" / "o.ipynb",
+            ],
+            "the directory",
+        ),
+        (lambda w: [w.parent, w("p.yml", "a: 1\n")], "Is a directory"),
+        (lambda w: [_no_source_notebook(w), w("p.yml", "a: 1\n")], "cell 1 has no source"),
+        (
+            lambda w: [w("in.ipynb", python_notebook("a=1")), w("p.yml", "a: 1\n"), "--nope"],
+            "--nope",
+        ),
+        (lambda w: [w("in.ipynb", python_notebook("a=1"))], "required: PARAMETERS_PATH"),
+        (
+            lambda w: [
+                w("in.ipynb", python_notebook("a=1")),
+                w("p.yml", "a: 1\n"),
+                "-p",
+                "9x",
+                "1",
+            ],
+            "not a valid variable name",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_status_2(write, make_args, message) -> None:
+    write.parent = write("anchor", "").parent
+    result = run_cli(*make_args(write))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_notebook_that_is_not_utf8_is_one_line(write, tmp_path) -> None:
+    path = tmp_path / "latin1.ipynb"
+    path.write_bytes(json.dumps(python_notebook("a = 'x'")).replace("x", "\xe9").encode("latin-1"))
+    result = run_cli(path, write("p.yml", "a: 1\n"))
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == f"notebook_parameterizer: error: notebook {path} is not UTF-8 text"
+    )
+
+
+def test_help_documents_the_exit_status() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for line in (
+        "0  success",
+        "1  --execute: a cell raised",
+        "2  bad input",
+        "3  --execute: the kernel died",
+    ):
+        assert line in result.stdout
+    assert "0123, 12:30 and 2021-06-01 stay strings" in result.stdout
+
+
+def _strict_json(text: str):
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_and_infinity_never_make_invalid_json(write) -> None:
+    nb = write("in.ipynb", python_notebook("a = 0\nb = 0\nc = [0]"))
+    result = run_cli(nb, write("p.yml", "a: .nan\nb: -.inf\nc: [.inf, 1]\n"))
+    assert result.returncode == 0, result.stderr
+    document = _strict_json(result.stdout)  # NaN/Infinity would be refused here
+    assert document["metadata"]["notebook_parameterizer"]["parameters"] == {
+        "a": ".nan",
+        "b": "-.inf",
+        "c": [".inf", 1],
+    }
+    assert (
+        "".join(document["cells"][1]["source"])
+        == "a = float('nan')\nb = float('-inf')\nc = [float('inf'), 1]"
+    )

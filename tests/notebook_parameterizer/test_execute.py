@@ -69,3 +69,31 @@ def test_unknown_kernel_is_a_clear_error(write, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no such kernel" in result.stderr.lower()
     assert "Traceback" not in result.stderr
+
+
+def test_a_dead_kernel_is_one_line_and_exit_status_3(write, tmp_path: Path) -> None:
+    nb = python_notebook("a = 1", "import os\nos._exit(1)", "print('never')")
+    out = tmp_path / "out.ipynb"
+    result = run_cli(write("in.ipynb", nb), write("p.yml", "a: 2\n"), "--execute", "-o", out)
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("notebook_parameterizer: kernel died: ")
+    assert "notebook_parameterizer/" not in result.stderr  # no traceback of ours
+
+
+def test_execute_into_a_missing_directory_fails_before_running(write, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    nb = python_notebook("a = 1", "open('ran.txt', 'w').write('yes')")
+    result = run_cli(
+        write("in.ipynb", nb),
+        write("p.yml", "a: 2\n"),
+        "--execute",
+        "--cwd",
+        workdir,
+        "-o",
+        tmp_path / "missing" / "out.ipynb",
+    )
+    assert result.returncode == 2
+    assert "the directory" in result.stderr and "does not exist" in result.stderr
+    assert not (workdir / "ran.txt").exists()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from notebook_parameterizer import parameterize
+from notebook_parameterizer.parameters import read_yaml
 from tests.notebook_parameterizer.conftest import python_notebook, run_cli
 
 UNTOUCHED = """\
@@ -83,3 +87,59 @@ def test_a_parameters_tagged_cell_is_honoured(write) -> None:
     out = result.notebook()
     assert out.cells[1].source == "alpha = 0.5\nbeta = 2"
     assert out.cells[1].metadata["tags"] == ["parameters"]
+
+
+@pytest.mark.parametrize(
+    "char", ["\x0c", "\x85", "\u2028", "\u2029", "\x0b", "\x1c", "\x1d", "\x1e"]
+)
+def test_line_separators_inside_strings_are_kept_byte_for_byte(char) -> None:
+    # str.splitlines() splits on these; Python (and we) do not.
+    source = f'label = \'a{char}b\'\nx = 1  # keep\r\ntext = """{char}\n"""\ny = 2'
+    nb, report = parameterize(python_notebook(source), {"x": 5, "y": "z"})
+    assert nb.cells[1].source == source.replace("x = 1", "x = 5").replace("y = 2", 'y = "z"')
+    assert [(r.parameter, r.line) for r in report.replacements] == [("x", 2), ("y", 5)]
+
+
+def test_a_form_feed_between_statements_is_kept() -> None:
+    source = "a = 1\n\x0c\nb = 2"
+    nb, _ = parameterize(python_notebook(source), {"b": 3})
+    assert nb.cells[1].source == "a = 1\n\x0c\nb = 3"
+
+
+def test_cells_that_name_no_parameter_are_not_touched() -> None:
+    broken = "def f(:\n  pass"  # would be reported if it were parsed
+    nb, report = parameterize(python_notebook(broken, "x = 1"), {"x": 2})
+    assert nb.cells[1].source == broken
+    assert report.skipped == []
+    assert nb.cells[2].source == "x = 2"
+
+
+def test_fullwidth_identifiers_are_the_same_name() -> None:
+    source = "\uff54hreshold = 1"  # Python reads this as threshold
+    nb, report = parameterize(python_notebook(source), {"threshold": 2})
+    assert nb.cells[1].source == "threshold = 2"
+    assert [r.parameter for r in report.replacements] == ["threshold"]
+
+
+YAML_VALUES = [
+    # (YAML, the cell before, the cell after)
+    ("p: 0123", "p = 0", 'p = "0123"'),  # not octal 83
+    ("p: 12:30", "p = 0", 'p = "12:30"'),  # not sexagesimal 750
+    ("p: NO", "p = 'x'", 'p = "NO"'),  # not False ...
+    ("p: NO", "p = True", "p = False"),  # ... unless it replaces a boolean
+    ("p: on", "p: bool = False", "p: bool = True"),
+    ("p: yes", "p = 1", 'p = "yes"'),
+    ("p: true", "p = 'x'", "p = True"),
+    ("p: 2021-06-01", "p = 0", 'p = "2021-06-01"'),
+    ("p: 1_000", "p = 0", 'p = "1_000"'),
+    ("p: 0x1F", "p = 0", "p = 31"),
+    ("p: 1e3", "p = 0", "p = 1000.0"),
+    ("p: -.inf", "p = 0", "p = float('-inf')"),
+    ("p: [NO, 010]", "p = 0", 'p = ["NO", "010"]'),
+]
+
+
+@pytest.mark.parametrize(("text", "before", "after"), YAML_VALUES)
+def test_yaml_values_mean_what_they_look_like(text, before, after) -> None:
+    nb, _ = parameterize(python_notebook(before), read_yaml(text))
+    assert nb.cells[1].source == after
