@@ -62,6 +62,9 @@ async def pipe(reader, writer):
         writer.close()
 
 
+relayed = {}  # hub port -> the notebook-side writers of connections relayed to it
+
+
 async def relay(reader, writer):
     port = read_int("hub_port")
     try:
@@ -69,7 +72,22 @@ async def relay(reader, writer):
     except (OSError, TypeError):
         writer.close()
         return
-    await asyncio.gather(pipe(reader, hub_writer), pipe(hub_reader, writer))
+    relayed.setdefault(port, set()).add(writer)
+    try:
+        await asyncio.gather(pipe(reader, hub_writer), pipe(hub_reader, writer))
+    finally:
+        relayed.get(port, set()).discard(writer)
+
+
+async def drop_stale():
+    # A request relayed to an old forward's port may never get an answer (its SSH connection is
+    # gone); once the port changes, end those connections so the notebook retries on the new one.
+    while True:
+        await asyncio.sleep(0.5)
+        current = read_int("hub_port")
+        for port in [p for p in relayed if p != current]:
+            for writer in relayed.pop(port):
+                writer.close()
 
 
 async def hub_answers():
@@ -110,6 +128,7 @@ async def main():
             return
         await asyncio.sleep(0.05)
     last_answer = time.monotonic()
+    asyncio.ensure_future(drop_stale())
     while alive(pid):
         if await hub_answers():
             last_answer = time.monotonic()

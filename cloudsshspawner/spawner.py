@@ -432,9 +432,17 @@ class CloudSSHSpawner(Spawner):
         assert self.tunnel is not None
         deadline = asyncio.get_running_loop().time() + self.start_timeout
         while asyncio.get_running_loop().time() < deadline:
-            probe = await self.tunnel.run(
-                remote.shell(remote.PORT_PROBE, self.remote_dir, str(self.pid))
-            )
+            try:
+                probe = await self.tunnel.run(
+                    remote.shell(remote.PORT_PROBE, self.remote_dir, str(self.pid))
+                )
+            except TunnelError:
+                if self.tunnel.connected:
+                    raise
+                # The connection dropped under us: the tunnel reconnects; the probe can wait.
+                left = deadline - asyncio.get_running_loop().time()
+                await self.tunnel.wait_ready(max(0.0, min(left, self.reconnect_timeout)))
+                continue
             port = remote.parse_port(probe)
             if port is not None:
                 return port

@@ -207,7 +207,7 @@ class Tunnel:
         except (OSError, asyncssh.Error, TimeoutError) as error:
             raise TunnelError(
                 f"cannot connect to {target.host}:{target.port} over SSH:"
-                f" {error or type(error).__name__}"
+                f" {str(error) or type(error).__name__}"
             ) from None
         try:
             sock = conn.get_extra_info("socket")
@@ -221,7 +221,8 @@ class Tunnel:
         except (OSError, asyncssh.Error, TimeoutError) as error:
             conn.close()
             raise TunnelError(
-                f"{target.host} accepted the SSH login but runs no commands: {error}"
+                f"{target.host} accepted the SSH login but runs no commands:"
+                f" {str(error) or type(error).__name__}"
             ) from None
         except BaseException:
             conn.close()
@@ -237,7 +238,7 @@ class Tunnel:
             result = await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
         except (OSError, asyncssh.Error, TimeoutError) as error:
             raise TunnelError(
-                f"running a command on {self.target.host} failed: {error or type(error).__name__}"
+                f"running a command on {self.target.host} failed: {str(error) or type(error).__name__}"
             ) from None
         if result.exit_status != 0:
             stderr = str(result.stderr or "").strip()

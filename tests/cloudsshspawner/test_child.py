@@ -116,7 +116,7 @@ def test_a_parent_spawner_runs_the_notebook_through_a_child(remote: Remote, hub_
     ok, message = spawn(hub, "alice", events=events)
     assert ok, message
     # The child's progress streams through the parent's.
-    assert events[0] == "Parent: ordered a machine"
+    assert "Parent: ordered a machine" in events, events
     assert any(
         e.startswith(f"Waiting for the notebook server on {remote.host.address}") for e in events
     )

@@ -9,9 +9,10 @@ from tests.cloudsshspawner.test_spawn import notebook_pid, processes
 from tests.cloudsshspawner.test_tunnel import sessions
 from tests.harness.hub import Hub, spawn
 
+# Quicker than the defaults (5 s x 3), not so quick that a loaded 2-core machine trips it.
 FAST = """
-c.CloudSSHSpawner.keepalive_interval = 1
-c.CloudSSHSpawner.keepalive_count = 2
+c.CloudSSHSpawner.keepalive_interval = 2
+c.CloudSSHSpawner.keepalive_count = 3
 c.CloudSSHSpawner.reconnect_max_delay = 1
 """
 
@@ -31,7 +32,7 @@ def test_the_session_comes_back_with_the_link(remote: Remote, hub_factory) -> No
     assert spawn(hub, "alice")[0]
     pid = notebook_pid(remote)
     remote.host.set_link(False)
-    time.sleep(5)  # longer than the keepalive bound: the tunnel has given the connection up
+    time.sleep(9)  # longer than the keepalive bound: the tunnel has given the connection up
     remote.host.set_link(True)
     restored = time.monotonic()
     response = status(hub, "alice", timeout=30)
@@ -66,12 +67,12 @@ def test_a_vanished_old_session_does_not_block_the_new_one(remote: Remote, hub_f
 
 
 def test_the_remote_agent_stops_a_notebook_whose_hub_is_gone(remote: Remote, hub_factory) -> None:
-    extra = FAST + "c.CloudSSHSpawner.remote_grace_period = 4\n"
+    extra = FAST + "c.CloudSSHSpawner.remote_grace_period = 8\n"
     extra += "c.CloudSSHSpawner.remote_check_interval = 1\n"
     hub = hub_factory(cloudssh_config(remote, extra))
     login(hub, "alice")
     assert spawn(hub, "alice")[0]
-    time.sleep(3)  # a healthy hub is never given up on
+    time.sleep(10)  # a healthy hub is never given up on
     assert processes(remote, b"jupyterhub-singleuser")
     remote.host.set_link(False)
     try:
