@@ -309,14 +309,19 @@ class HeaderAuthenticator(Authenticator):
     async def pre_spawn_start(self, user: Any, spawner: Any) -> None:
         """Export ``spawner_shared_headers`` from the current auth_state into the environment.
 
-        The values are those of the user's latest login; a variable exported for an earlier spawn
-        whose key the latest login did not send is removed, never handed on stale.
+        The values are those of the user's latest login. What an earlier spawn of the same spawner
+        exported is undone first (the configured value comes back), so a key the latest login did
+        not send is never handed on stale.
         """
-        exported: dict[str, str] = getattr(spawner, _EXPORTED_ATTR, {})
-        for name, value in exported.items():
-            if spawner.environment.get(name) == value:
-                spawner.environment.pop(name)
-        exported = {}
+        environment = dict(spawner.environment)
+        previous: dict[str, tuple[str, Any]] = getattr(spawner, _EXPORTED_ATTR, {})
+        for name, (ours, replaced) in previous.items():
+            if environment.get(name) == ours:
+                if replaced is None:
+                    environment.pop(name)
+                else:
+                    environment[name] = replaced
+        exported: dict[str, tuple[str, Any]] = {}
         if self.spawner_shared_headers:
             auth_state = await user.get_auth_state() or {}
             for key in self.spawner_shared_headers:
@@ -324,8 +329,10 @@ class HeaderAuthenticator(Authenticator):
                     continue
                 value = auth_state[key]
                 name = _ENV_NAME_UNSAFE.sub("_", key).upper()
-                exported[name] = value if isinstance(value, str) else json.dumps(value)
-        spawner.environment.update(exported)
+                ours = value if isinstance(value, str) else json.dumps(value)
+                exported[name] = (ours, environment.get(name))
+                environment[name] = ours
+        spawner.environment = environment
         setattr(spawner, _EXPORTED_ATTR, exported)
 
     # -- helpers ----------------------------------------------------------------------------------
