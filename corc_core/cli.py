@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ async def cmd_config_generate(args: argparse.Namespace) -> int:
 async def cmd_create(args: argparse.Namespace) -> int:
     config = load_config()
     orchestrator = _orchestrator(args.provider, config, args.owner)
+    orchestrator.ready_timeout = args.timeout
     request = orchestrator.make_resource_config(
         cpu=args.cpu,
         memory_gb=args.memory,
@@ -173,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON")
     common.add_argument("--owner", default=getpass.getuser(), help="owner recorded for resources")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log each step (retries, tear-downs)"
+    )
 
     parser = argparse.ArgumentParser(
         prog="corc", description="Order, list and remove machines on clouds and local pools."
@@ -230,6 +235,9 @@ def _instance_commands(
     create.add_argument("--image", help="image id or name")
     create.add_argument("--name", default="corc-instance", help="display name")
     create.add_argument("--remote-user", help="login user on the machine (default: owner)")
+    create.add_argument(
+        "--timeout", type=float, default=900, help="seconds to wait until we can log in"
+    )
     kinds = [kind.value for kind in get_provider(provider).resource_types]
     create.add_argument(
         "--resource-type",
@@ -251,6 +259,11 @@ def _instance_commands(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Errors are printed once, as one line, below; step logs only when asked for.
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.CRITICAL,
+        format="corc: %(message)s",
+    )
     try:
         return asyncio.run(args.run(args))
     except CorcError as error:

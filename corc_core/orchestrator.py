@@ -515,18 +515,24 @@ class Orchestrator(abc.ABC):
             ids.add(self.resource.id)
         if self.record is not None:
             await self.store.update(self.record.record_id, state="deleting")
-        if self.record is not None and not ids:
-            # The create call may have succeeded at the provider without telling us the id.
-            try:
-                found = await self.list_resources({TAG_RECORD: self.record.record_id})
-            except CorcError as error:
-                raise TearDownFailed(
-                    f"{self.provider}: could not look for what record {self.record.record_id}"
-                    f" made ({error}); `corc reap --yes` will retry"
-                ) from None
-            ids |= {r.id for r in found}
-        for resource_id in sorted(ids):
-            await self._delete(resource_id, recent=True)
+        try:
+            if self.record is not None and not ids:
+                # The create call may have succeeded at the provider without telling us the id.
+                try:
+                    found = await self.list_resources({TAG_RECORD: self.record.record_id})
+                except CorcError as error:
+                    raise TearDownFailed(
+                        f"{self.provider}: could not look for what record"
+                        f" {self.record.record_id} made ({error}); `corc reap --yes` will retry"
+                    ) from None
+                ids |= {r.id for r in found}
+            for resource_id in sorted(ids):
+                await self._delete(resource_id, recent=True)
+        except TearDownFailed:
+            if self.record is not None:
+                # Nobody is working on it any more: reap may take it over at once.
+                await self.store.update(self.record.record_id, state="deleting", session="")
+            raise
         if self.record is not None:
             await self.store.update(self.record.record_id, state="deleted")
         if self.ssh is not None and self.resource is not None and self.resource.addresses:
