@@ -93,6 +93,7 @@ async def _find_or_create(hooks: LDAPHooks, request: Request) -> dict[str, str]:
     identity, entry = await asyncio.to_thread(pool.run, functools.partial(lookup, hooks, request))
     if entry is None:
         key = (
+            id(asyncio.get_running_loop()),  # an asyncio lock serves one event loop
             settings,
             hooks.base_dn.lower(),
             *sorted((k.lower(), v.lower()) for k, v in identity.items()),
