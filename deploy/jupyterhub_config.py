@@ -14,6 +14,8 @@ Secrets arrive in the environment from gridhub-hub (docker/hub/gridhub-hub), nev
 
 import os
 
+from jupyterhub.log import log_request
+
 from headerauthenticator import JSONParser
 from ldap_hooks import (
     INCREMENT_ATTRIBUTE,
@@ -50,6 +52,16 @@ c.HeaderAuthenticator.shared_secret_header = env("GRIDHUB_SECRET_HEADER", "X-Gri
 c.HeaderAuthenticator.allowed_headers = {"auth": "Remote-User", "User": "User"}
 c.HeaderAuthenticator.header_parser_classes = {"User": JSONParser}
 c.HeaderAuthenticator.user_external_allow_attributes = ["User", "CERT"]
+
+
+def log_request_without_the_secret(handler):
+    """JupyterHub logs every header of a request that failed with 5xx (scrubbing only Cookie and
+    Authorization); the front proxy's shared secret must not be among them."""
+    handler.request.headers.pop(c.HeaderAuthenticator.shared_secret_header, None)
+    log_request(handler)
+
+
+c.JupyterHub.tornado_settings = {"log_function": log_request_without_the_secret}
 
 # --- accounts: ldap_hooks creates the posixAccount at spawn (thesis listing 7)
 c.Spawner.pre_spawn_hook = setup_ldap_entry_hook

@@ -40,6 +40,8 @@ from tests.harness.docker import (  # noqa: E402 - the repository root is put on
 DOCKER = REPO / "docker"
 CONTEXTS = REPO / "build" / "docker" / "context"
 PYTHON_REQUIREMENTS = ["jupyterlab>=4,<5", "dockerspawner>=13"]
+# configurable-http-proxy 5 needs Node 20; Debian bookworm's nodejs is 18, which CHP 4.6 supports.
+CHP_PACKAGE = "configurable-http-proxy@~4.6"
 
 # name -> (Dockerfile directory, the image it is built FROM through which build argument)
 IMAGES: dict[str, tuple[str, str | None, str | None]] = {
@@ -87,6 +89,13 @@ def host_python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+# The images' interpreter (Debian bookworm's python3) and platform: wheels are chosen for it, not for
+# whichever Python runs this script.
+TARGET_PYTHON = ["--python-version", "3.11.2", "--implementation", "cp", "--abi", "cp311"]
+TARGET_PLATFORMS = ["manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux2014_x86_64"]
+TARGET_PLATFORMS += ["manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
+
+
 def python_context() -> Path:
     """build/docker/context/python: wheels for gridhub[ldap] + JupyterLab + DockerSpawner."""
     ctx = CONTEXTS / "python"
@@ -96,23 +105,33 @@ def python_context() -> Path:
     stamp_text = (REPO / "pyproject.toml").read_text() + "\n".join(PYTHON_REQUIREMENTS)
     stamp = hashlib.sha256(stamp_text.encode()).hexdigest()
     stamp_file = ctx / "wheels.stamp"
-    pip = [host_python(), "-m", "pip", "--quiet"]
+    pip = [host_python(), "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    pip_log = REPO / "build" / "docker" / "pip.log"
     for old in wheels.glob("gridhub-*.whl"):
         old.unlink()
-    if not stamp_file.exists() or stamp_file.read_text() != stamp:
-        log("fetching wheels with the host's pip settings")
+    with open(pip_log, "w") as out:
         subprocess.run(
-            [*pip, "wheel", "--wheel-dir", str(wheels), f"{REPO}[ldap]", *PYTHON_REQUIREMENTS],
+            [*pip, "wheel", "--no-deps", "--wheel-dir", str(wheels), str(REPO)],
             check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
-        stamp_file.write_text(stamp)
-    else:
-        subprocess.run(
-            [*pip, "wheel", "--no-deps", "--wheel-dir", str(wheels), str(REPO)], check=True
-        )
-    (wheels / "requirements.txt").write_text(
-        "gridhub[ldap]\n" + "\n".join(PYTHON_REQUIREMENTS) + "\n"
-    )
+        gridhub = next(wheels.glob("gridhub-*.whl"))
+        if not stamp_file.exists() or stamp_file.read_text() != stamp:
+            log("fetching wheels with the host's pip settings (log: build/docker/pip.log)")
+            platforms = [arg for tag in TARGET_PLATFORMS for arg in ("--platform", tag)]
+            done = subprocess.run(
+                [*pip, "download", "--only-binary=:all:", *TARGET_PYTHON, *platforms,
+                 "--dest", str(wheels), f"gridhub[ldap] @ {gridhub.as_uri()}",
+                 *PYTHON_REQUIREMENTS],
+                stdout=out, stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                tail = pip_log.read_text(errors="replace").splitlines()[-15:]
+                raise SystemExit("build: fetching wheels failed:\n" + "\n".join(tail))
+            stamp_file.write_text(stamp)
+    requirements = "gridhub[ldap]\n" + "\n".join(PYTHON_REQUIREMENTS) + "\n"
+    (wheels / "requirements.txt").write_text(requirements)
     return ctx
 
 
@@ -128,7 +147,7 @@ def hub_context() -> Path:
         chp.mkdir(exist_ok=True)
         subprocess.run(
             ["npm", "install", "--silent", "--no-audit", "--no-fund", "--omit=dev",
-             "--prefix", str(chp), "configurable-http-proxy@^5"],
+             "--prefix", str(chp), CHP_PACKAGE],
             check=True,
         )  # fmt: skip
     return ctx
@@ -157,7 +176,9 @@ def build(name: str, tag: str) -> float:
     _, from_arg, parent = IMAGES[name]
     ctx = context_for(name)
     args = build_args()
-    args[from_arg] = image(parent, tag) if parent else ensure_base()
+    args["BASE_IMAGE"] = ensure_base()
+    if parent:
+        args[from_arg] = image(parent, tag)
     argv = ["build", "--network", "host", "-t", image(name, tag)]
     for key, value in args.items():
         argv += ["--build-arg", f"{key}={value}"]

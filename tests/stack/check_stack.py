@@ -279,9 +279,7 @@ def test_modi_path_end_to_end(stack: Stack):
 
     box = notebook(stack, alice)
     # the notebook server runs as alice's uid from LDAP, in the shared home
-    ps = stack.exec(
-        box, "ps -o uid=,args= -C jupyterhub-singleuser,python3 | grep singleuser"
-    ).stdout
+    ps = stack.exec(box, "ps -eo uid=,args= | grep '[j]upyterhub-singleuser'").stdout
     assert ps.split()[0] == str(uid), ps
     assert stack.exec(box, "getent passwd alice").stdout.split(":")[2] == str(uid)
     assert stack.exec(box, "stat -c '%u %a' /home/alice").stdout.split() == [str(uid), "700"]

@@ -24,7 +24,7 @@ from tests.harness.process import free_port
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "deploy" / "compose.yml"
 COMPOSE = "/usr/bin/docker-compose"
-SERVICES = ["openldap", "slurmctld", "slurmd", "hub", "proxy"]
+SERVICES = ["openldap", "slurmdbd", "slurmctld", "slurmd", "hub", "proxy"]
 
 
 def version() -> str:
