@@ -229,3 +229,28 @@ async def test_a_just_created_instance_reported_missing_is_still_deleted(moto, s
     await orchestrator.tear_down()
     assert refusals == 2
     assert live_nodes(moto) == []
+
+
+async def test_not_found_right_after_run_instances_is_waited_out(moto, store) -> None:
+    """EC2 answers InvalidInstanceID.NotFound for a while after RunInstances: the driver's error
+    becomes ResourceNotFound, which the orchestrator asks again about instead of failing."""
+    from libcloud.common.exceptions import BaseHTTPError
+
+    orchestrator = LibcloudOrchestrator(moto, store=store, owner="a", poll_interval=0.05)
+    driver = await orchestrator._get_driver()
+    original = driver.list_nodes
+    refusals = 0
+
+    def not_yet(*args, **kwargs):
+        nonlocal refusals
+        if kwargs.get("ex_node_ids") and refusals < 2:
+            refusals += 1
+            raise BaseHTTPError(400, "InvalidInstanceID.NotFound: The instance ID does not exist")
+        return original(*args, **kwargs)
+
+    driver.list_nodes = not_yet
+    resource = await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
+    assert refusals == 2
+    assert resource.state == "running"
+    await orchestrator.tear_down()
+    assert live_nodes(moto) == []
