@@ -97,41 +97,47 @@ TARGET_PLATFORMS += ["manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"
 
 
 def python_context() -> Path:
-    """build/docker/context/python: wheels for gridhub[ldap] + JupyterLab + DockerSpawner."""
+    """build/docker/context/python: wheels/deps (everything gridhub[ldap], JupyterLab and DockerSpawner
+    need) and wheels/gridhub (the gridhub wheel alone, rebuilt every time)."""
     ctx = CONTEXTS / "python"
-    wheels = ctx / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
+    deps, own = ctx / "wheels" / "deps", ctx / "wheels" / "gridhub"
+    shutil.rmtree(own, ignore_errors=True)
+    own.mkdir(parents=True)
+    deps.mkdir(parents=True, exist_ok=True)
     shutil.copy2(DOCKER / "python" / "Dockerfile", ctx / "Dockerfile")
-    stamp_text = (REPO / "pyproject.toml").read_text() + "\n".join(PYTHON_REQUIREMENTS)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    # only what decides the dependency set: a new entry point elsewhere does not refetch
+    wanted = re.findall(r"^dependencies = \[.*?^\]|^ldap = .*?$", pyproject, re.M | re.S)
+    stamp_text = "\n".join(wanted + PYTHON_REQUIREMENTS)
     stamp = hashlib.sha256(stamp_text.encode()).hexdigest()
     stamp_file = ctx / "wheels.stamp"
     pip = [host_python(), "-m", "pip", "--quiet", "--disable-pip-version-check"]
     pip_log = REPO / "build" / "docker" / "pip.log"
-    for old in wheels.glob("gridhub-*.whl"):
-        old.unlink()
     with open(pip_log, "w") as out:
         subprocess.run(
-            [*pip, "wheel", "--no-deps", "--wheel-dir", str(wheels), str(REPO)],
+            [*pip, "wheel", "--no-deps", "--wheel-dir", str(own), str(REPO)],
             check=True,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        gridhub = next(wheels.glob("gridhub-*.whl"))
+        gridhub = next(own.glob("gridhub-*.whl"))
         if not stamp_file.exists() or stamp_file.read_text() != stamp:
             log("fetching wheels with the host's pip settings (log: build/docker/pip.log)")
+            shutil.rmtree(deps)
+            deps.mkdir()
             platforms = [arg for tag in TARGET_PLATFORMS for arg in ("--platform", tag)]
             done = subprocess.run(
                 [*pip, "download", "--only-binary=:all:", *TARGET_PYTHON, *platforms,
-                 "--dest", str(wheels), f"gridhub[ldap] @ {gridhub.as_uri()}",
+                 "--dest", str(deps), f"gridhub[ldap] @ {gridhub.as_uri()}",
                  *PYTHON_REQUIREMENTS],
                 stdout=out, stderr=subprocess.STDOUT, check=False,
             )  # fmt: skip
             if done.returncode != 0:
                 tail = pip_log.read_text(errors="replace").splitlines()[-15:]
                 raise SystemExit("build: fetching wheels failed:\n" + "\n".join(tail))
+            for copy in deps.glob("gridhub-*.whl"):
+                copy.unlink()
             stamp_file.write_text(stamp)
-    requirements = "gridhub[ldap]\n" + "\n".join(PYTHON_REQUIREMENTS) + "\n"
-    (wheels / "requirements.txt").write_text(requirements)
     return ctx
 
 

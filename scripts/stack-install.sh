@@ -30,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The compose-spec validator and the Dockerfile linter (pyproject extra "stack") into the project venv.
-if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/hadolint ]; then
+if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/hadolint ] || ! .venv/bin/python -c "import websocket" 2>/dev/null; then
     echo "stack-install: pip install -e '.[stack]'"
     .venv/bin/python -m pip install --quiet -e '.[stack]'
 fi

@@ -11,6 +11,7 @@ runs on a slurmd container as that user, writing to the user's home.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websocket
 import yaml
 
 from tests.harness.docker import DockerEngine
@@ -99,6 +101,7 @@ class Person:
 
     def __init__(self, stack: Stack, name: str) -> None:
         self.name = name
+        self.url = stack.url
         self.password = secrets.token_urlsafe(12)
         stack.add_front_user(name, self.password)
         self.client = httpx.Client(
@@ -109,24 +112,52 @@ class Person:
         return self.client.get("/hub/login")
 
     def spawn(self, timeout: float = 240) -> None:
-        """Start the default server the way the hub page does, and wait until it answers."""
+        """Start the default server as the hub page does, then open JupyterLab (OAuth with the hub)."""
         self.client.get("/hub/spawn", follow_redirects=False)
         deadline = time.monotonic() + timeout
-        last = None
+        page = None
         while time.monotonic() < deadline:
-            last = self.client.get(f"/user/{self.name}/api/status")
-            if last.status_code == 200 and last.headers.get("content-type", "").startswith(
-                "application/json"
-            ):
+            page = self.client.get(f"/user/{self.name}/lab")
+            if page.status_code == 200 and page.url.path == f"/user/{self.name}/lab":
                 return
             time.sleep(2)
         raise AssertionError(
-            f"{self.name}'s notebook did not start: {last and (last.status_code, last.text[:400])}"
+            f"{self.name}'s notebook did not start: {page and (page.status_code, page.url)}"
         )
 
     def file(self, path: str) -> httpx.Response:
         """A file in the user's notebook, through the Jupyter contents API."""
         return self.client.get(f"/user/{self.name}/api/contents/{path}", params={"content": "1"})
+
+    def terminal(self, command: str, until: str, timeout: float = 180) -> str:
+        """Type ``command`` into a new JupyterLab terminal; the output up to the ``until`` pattern."""
+        xsrf = self.client.cookies.get("_xsrf", path=f"/user/{self.name}/")
+        made = self.client.post(f"/user/{self.name}/api/terminals", headers={"X-XSRFToken": xsrf})
+        assert made.status_code == 200, made.text
+        term = made.json()["name"]
+        cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.client.cookies.jar)
+        auth = base64.b64encode(f"{self.name}:{self.password}".encode()).decode()
+        ws = websocket.create_connection(
+            f"{self.url.replace('http', 'ws', 1)}/user/{self.name}/terminals/websocket/{term}",
+            header=[f"Authorization: Basic {auth}"],
+            cookie=cookies,
+            timeout=timeout,
+        )
+        output = ""
+        try:
+            ws.send(json.dumps(["stdin", command + "\r"]))
+            deadline = time.monotonic() + timeout
+            while not re.search(until, output) and time.monotonic() < deadline:
+                message = json.loads(ws.recv())
+                if message[0] == "stdout":
+                    output += message[1]
+        finally:
+            ws.close()
+            self.client.delete(
+                f"/user/{self.name}/api/terminals/{term}", headers={"X-XSRFToken": xsrf}
+            )
+        assert re.search(until, output), output[-2000:]
+        return output
 
 
 def notebook(stack: Stack, person: Person) -> str:
@@ -147,22 +178,19 @@ def ldap_account(stack: Stack, uid: str) -> dict[str, str]:
     return entry
 
 
-def submit(stack: Stack, person: Person, uid: int, name: str) -> tuple[str, str]:
-    """``sbatch --wait`` in the person's notebook container, as their uid, in their home."""
-    script = (
-        "set -e; cd ~; "
-        f"sbatch --parsable --wait -J {name} -o ~/{name}-%j.out "
+def submit(stack: Stack, person: Person, name: str) -> tuple[str, str]:
+    """``sbatch --wait`` typed into the person's JupyterLab terminal, in their home directory."""
+    out = person.terminal(
+        f"cd ~ && echo JOB=$(sbatch --parsable --wait -J {name} -o ~/{name}-%j.out "
         "--wrap 'echo uid=$(id -u) user=$(id -un) host=$(hostname); "
-        f"echo from-{name} > ~/{name}.result; ls -ln ~/{name}.result'"
+        f"echo from-{name} > ~/{name}.result; ls -ln ~/{name}.result') "
+        "TERMUID=$(id -u)",
+        until=r"JOB=\d+ TERMUID=\d+",
     )
-    done = stack.exec(
-        notebook(stack, person), f"HOME=/home/{person.name}; {script}", user=f"{uid}:100",
-        timeout=180,
-    )  # fmt: skip
-    job = done.stdout.strip().splitlines()[-1]
-    return job, stack.exec(
-        notebook(stack, person), f"cat /home/{person.name}/{name}-{job}.out", user=f"{uid}:100"
-    ).stdout
+    job, term_uid = re.search(r"JOB=(\d+) TERMUID=(\d+)", out).groups()
+    result = person.file(f"{name}-{job}.out")
+    assert result.status_code == 200, result.text
+    return job, f"terminal uid={term_uid}\n" + result.json()["content"]
 
 
 # ----------------------------------------------------------------------------- static checks
@@ -284,8 +312,9 @@ def test_modi_path_end_to_end(stack: Stack):
     assert stack.exec(box, "getent passwd alice").stdout.split(":")[2] == str(uid)
     assert stack.exec(box, "stat -c '%u %a' /home/alice").stdout.split() == [str(uid), "700"]
 
-    job, out = submit(stack, alice, uid, "hello")
-    assert f"uid={uid} user=alice" in out, out
+    job, out = submit(stack, alice, "hello")
+    assert f"terminal uid={uid}" in out, out  # the JupyterLab terminal runs as alice
+    assert f"uid={uid} user=alice" in out, out  # and so does the job, on a node
     node = re.search(r"host=(\S+)", out).group(1)
     nodes = stack.exec(stack.container("slurmctld"), "sinfo -h -N -o %N").stdout.split()
     assert node in nodes, (node, nodes)
@@ -308,10 +337,26 @@ def test_modi_path_end_to_end(stack: Stack):
     )
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
     assert bob.file("../alice/hello.result").status_code in (403, 404)
-    bob_job, bob_out = submit(stack, bob, bob_uid, "second")
+    bob_job, bob_out = submit(stack, bob, "second")
     assert f"uid={bob_uid} user=bob" in bob_out
-    owners = stack.exec(stack.container("slurmctld"), "squeue -h -t all -o '%i %u'").stdout
-    assert f"{job} alice" in owners and f"{bob_job} bob" in owners, owners
+    assert f"terminal uid={bob_uid}" in bob_out
+
+    # job accounting (slurmdbd): each job under its owner; records reach slurmdbd within seconds
+    deadline = time.monotonic() + 60
+    while True:
+        owners = stack.exec(
+            stack.container("slurmctld"), "sacct -a -X -n -P -o JobID,User,State -S now-2hours"
+        ).stdout.split()
+        if {f"{job}|alice|COMPLETED", f"{bob_job}|bob|COMPLETED"} <= set(owners):
+            break
+        assert time.monotonic() < deadline, owners
+        time.sleep(2)
+
+    # the front proxy's secret never reaches the hub's log
+    secret = stack.exec(stack.container("proxy"), "cat /run/gridhub/secrets/proxy/header_secret")
+    assert secret.stdout.strip()
+    hub_log = stack.engine.docker("logs", stack.container("hub"))
+    assert secret.stdout.strip() not in hub_log.stdout + hub_log.stderr
 
 
 def test_slurm_nodes_scale(stack: Stack):
