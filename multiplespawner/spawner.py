@@ -28,6 +28,7 @@ from .config import (
     import_class,
 )
 from .errors import ConfigError, OptionsError, SpawnFailed
+from .expiry import SessionExpiry
 from .form import render_form
 from .options import Choice, Space, build_space, from_form, json_schema, validate
 from .orchestration import CorcSettings, Provisioning, record_store
@@ -46,7 +47,7 @@ async def _render_options_form(spawner: MultipleSpawner) -> str:
     return await spawner.render_options_form()
 
 
-class MultipleSpawner(Spawner):
+class MultipleSpawner(SessionExpiry):
     """Offers every configured (provider, resource type, image) with CPU, memory, GPUs and
     session minutes, orders the resource through corc when it needs one, and runs the template's
     sub-spawner on it. The sub-spawner is owned fully: built before ``start()`` so the hub's hooks,
@@ -493,6 +494,7 @@ class MultipleSpawner(Spawner):
             push_later_attributes(self, self.child)
             self._child_starting = True
             self._news.set()
+            self.session_expiry_prepare(self.child, choice.minutes)
             url = await self.child.start()
             await self.session_expiry_start()
             return url
@@ -573,13 +575,7 @@ class MultipleSpawner(Spawner):
         if self.child is not None:
             await maybe_future(self.child.rename(old_name, new_name))
 
-    # -- hook points (session expiry plugs in here) ----------------------------------------------
-
-    async def session_expiry_start(self) -> None:
-        """Called once the server runs; ``choice.minutes`` is the session length. No-op here."""
-
-    async def session_expiry_stop(self) -> None:
-        """Called when the server stops. No-op here."""
+    # session_expiry_prepare/start/stop and their state: see expiry.SessionExpiry
 
     # -- state ------------------------------------------------------------------------------------
 
