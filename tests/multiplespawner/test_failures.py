@@ -1,0 +1,100 @@
+"""A failure at each step of a spawn leaves nothing behind, and the page says why in one sentence."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.multiplespawner.conftest import (
+    LOCAL,
+    VM,
+    hub_config,
+    login,
+    make_setup,
+    wait_stopped,
+)
+from tests.multiplespawner.test_spawn import start
+
+FAKES = "tests.multiplespawner.fakes"
+
+
+def nothing_left(setup) -> None:
+    deadline = time.monotonic() + 20
+    while setup.sandbox_hosts_alive() or setup.live_records():
+        assert time.monotonic() < deadline, (setup.sandbox_hosts_alive(), setup.live_records())
+        time.sleep(0.3)
+
+
+def test_ordering_fails(tmp_path: Path, hub_factory) -> None:
+    setup = make_setup(tmp_path / "ms", gpus=0)  # the pool has no GPU at all
+    hub = hub_factory(hub_config(setup))
+    login(hub, "alice")
+    ok, message = start(hub, "alice", {**LOCAL, "gpus": 1})
+    assert not ok
+    assert "This machine could not provide the machine: " in message, message
+    assert "GPU" in message and "\n" not in message
+    nothing_left(setup)
+
+
+def test_configuring_fails(tmp_path: Path, hub_factory) -> None:
+    setup = make_setup(tmp_path / "ms", configurer={"class": f"{FAKES}.FailingConfigurer"})
+    hub = hub_factory(hub_config(setup))
+    login(hub, "alice")
+    ok, message = start(hub, "alice", VM)
+    assert not ok
+    assert "Configuring the machine failed" in message and "install packages" in message, message
+    nothing_left(setup)
+
+
+def test_the_notebook_fails_to_start_on_the_vm(tmp_path: Path, hub_factory) -> None:
+    broken = {"remote_command": ["/bin/sh", "-c", "echo no-notebook-here >&2; exit 3"]}
+    setup = make_setup(tmp_path / "ms", vm_kwargs=broken)
+    hub = hub_factory(hub_config(setup))
+    login(hub, "alice")
+    ok, message = start(hub, "alice", VM)
+    assert not ok
+    assert "no-notebook-here" in message, message
+    nothing_left(setup)
+    assert "removing the resource (start failed" in hub.log()
+
+
+def test_start_timeout_mid_provisioning_releases_the_vm(tmp_path: Path, hub_factory) -> None:
+    setup = make_setup(tmp_path / "ms", configurer={"class": f"{FAKES}.HangingConfigurer"})
+    extra = """
+c.Spawner.start_timeout = 5
+c.MultipleSpawner.timeouts = {"virtual_machine": {"provision": 25}}
+"""
+    hub = hub_factory(hub_config(setup, extra))
+    login(hub, "alice")
+    started = time.monotonic()
+    ok, message = start(hub, "alice", VM)
+    assert not ok, message
+    assert time.monotonic() - started < 60
+    assert "30 seconds" in hub.log() or "failed to start in 30" in hub.log(), hub.log()[-3000:]
+    nothing_left(setup)
+    # A second stop (the admin's button after a failure) is harmless.
+    hub.api().delete("/users/alice/server")
+    wait_stopped(hub, "alice")
+    nothing_left(setup)
+
+
+def test_hub_restart_while_the_vm_is_being_prepared(tmp_path: Path, hub_factory) -> None:
+    setup = make_setup(tmp_path / "ms", configurer={"class": f"{FAKES}.HangingConfigurer"})
+    hub = hub_factory(
+        hub_config(setup, "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}")
+    )
+    login(hub, "alice")
+    assert hub.api().post("/users/alice/server", json={"user_options": VM}).status_code == 202
+    deadline = time.monotonic() + 60
+    while not setup.sandbox_hosts_alive():
+        assert time.monotonic() < deadline, hub.log()[-3000:]
+        time.sleep(0.3)
+    time.sleep(1)  # the resource id is committed to the hub's database before configuring
+    hub.daemon.proc.kill()  # a crash: nothing gets cleaned up on the way out
+    hub.daemon.proc.wait()
+    hub.stop()
+    assert setup.sandbox_hosts_alive()  # the VM outlived the hub...
+    hub.start()
+    nothing_left(setup)  # ...and the restarted hub found it and removed it
+    assert "its spawn never finished" in hub.log() or "exited with status" in hub.log()
+    assert hub.api().get("/users/alice").json()["servers"] == {}
