@@ -16,7 +16,7 @@ from sqlalchemy import inspect as orm_inspect
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Float, Integer, List, Unicode, default, observe
 
-from . import access
+from . import access, metrics
 from .child import build_child, choice_kwargs, configured, push_later_attributes, target_class
 from .config import (
     DEFAULT_PROVISION_TIMEOUT,
@@ -144,6 +144,7 @@ class MultipleSpawner(SessionExpiry):
         self._events: list[dict[str, Any]] = []
         self._news = asyncio.Event()
         self._child_starting = False
+        metrics.track(self)
 
     # -- configuration and options ----------------------------------------------------------------
 
@@ -470,9 +471,11 @@ class MultipleSpawner(SessionExpiry):
         self._events, self._child_starting, self._starting = [], False, True
         offer, choice = self.offer, self.choice
         where = offer.provider.display_name
+        timer = metrics.SpawnTimer(choice.provider, choice.resource_type)
         try:
             provisioning = await self._provisioning()
             if provisioning is not None:
+                timer.step = "order"
                 resource = await provisioning.order(
                     cpu=choice.cpu,
                     memory_gb=choice.memory_gb,
@@ -486,10 +489,12 @@ class MultipleSpawner(SessionExpiry):
                 self._resource_values = self._values_of(provisioning)
                 where = resource.addresses[0] if resource.addresses else where
                 if offer.template.configurer is not None:
+                    timer.step = "configure"
                     self._progress(65, f"Configuring {where}")
                     await provisioning.configure(offer.template.configurer, self._spawn_values())
                 self._apply_resource_kwargs()
                 await self._persist(provisioning.state())
+            timer.step = "start"
             self._progress(75, f"Starting the notebook server on {where}")
             push_later_attributes(self, self.child)
             self._child_starting = True
@@ -497,8 +502,10 @@ class MultipleSpawner(SessionExpiry):
             self.session_expiry_prepare(self.child, choice.minutes)
             url = await self.child.start()
             await self.session_expiry_start()
+            timer.succeeded()
             return url
         except BaseException as error:
+            timer.failed()
             await asyncio.shield(self._release(f"start failed: {error!r}"))
             if isinstance(error, Exception) and not hasattr(error, "jupyterhub_message"):
                 raise SpawnFailed(
