@@ -8,6 +8,7 @@ follows the value on the line (``; b=2;``, a comment) are kept as written.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ def syntax_for(language: str) -> Syntax:
     return SYNTAX[key]
 
 
+@functools.lru_cache(maxsize=1024)
 def definition_pattern(syntax: Syntax, name: str) -> re.Pattern[str]:
     """Matches an unindented definition of ``name`` up to where its value starts."""
     return re.compile("^" + syntax.definition.format(name=re.escape(name)))
