@@ -16,6 +16,7 @@ from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
 from .handlers import USER_DATA_KEY, HeaderLoginHandler, SetUserDataHandler
 from .parsers import HeaderParseError, Parser, as_parser
 from .peers import address_in, front_peer, parse_networks
+from .scrub import scrubbing_log_function
 
 _ENV_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0 (but tab), DEL, C1
@@ -246,6 +247,13 @@ class HeaderAuthenticator(Authenticator):
     # -- JupyterHub API ---------------------------------------------------------------------------
 
     def get_handlers(self, app: Any) -> list[tuple[str, type]]:
+        # JupyterHub builds its tornado settings before it asks for handlers and makes the tornado
+        # application after: the request log is wrapped here, for every hub request.
+        settings = getattr(app, "tornado_settings", None)
+        if isinstance(settings, dict) and callable(settings.get("log_function")):
+            settings["log_function"] = scrubbing_log_function(
+                settings["log_function"], self.login_header_names()
+            )
         return [("/login", HeaderLoginHandler), ("/set-user-data", SetUserDataHandler)]
 
     def login_header_names(self) -> list[str]:

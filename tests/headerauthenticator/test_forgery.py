@@ -202,3 +202,26 @@ def test_posted_user_data_never_replaces_header_values(fronted: FrontedHub) -> N
     state = fronted.hub.api().get("/users/carol").json()["auth_state"]
     assert state["mail"] == "carol@portal.example"  # what the portal said
     assert state["user_data"] == {"mail": "mallory@evil.example"}  # kept apart, marked as posted
+
+
+def test_login_headers_sent_to_another_hub_page_never_reach_the_log(fronted: FrontedHub) -> None:
+    user, mark = "crash-log", "other-page-marker-51c2"
+    sent = [(SECRET_HEADER, SECRET), ("Remote-User", user), ("Mail", CRASH_MAIL)]
+    assert straight_to_hub(fronted, sent).status_code == 302
+    # A proxy that (wrongly) sends the login headers on every path, and a request that fails with a
+    # 500, for which JupyterHub writes all request headers to its log.
+    response = httpx.post(
+        f"{fronted.hub.url}/hub/api/users/{user}/server",
+        headers={
+            "Authorization": f"token {fronted.hub.api_token}",
+            SECRET_HEADER: SECRET,
+            "Remote-User": mark,
+            "Auth-Data": mark,
+        },
+        timeout=60,
+    )
+    assert response.status_code == 500, response.text
+    log = fronted.hub.log()
+    assert f'"{SECRET_HEADER}": "[removed]"' in log  # the 500's header dump was written
+    assert SECRET not in log
+    assert mark not in log
