@@ -149,6 +149,10 @@ class DriverExtras:
     def takes_user_data(self, driver: Any) -> bool:
         return "ex_userdata" in inspect.signature(driver.create_node).parameters
 
+    def images_named(self, driver: Any, name: str) -> list[Any]:
+        """The images called ``name``."""
+        return [image for image in driver.list_images() if image.name == name]
+
     def get_node(self, driver: Any, node_id: str) -> Any:
         """The node, or None when the provider does not know it."""
         return next((node for node in driver.list_nodes() if node.id == node_id), None)
@@ -175,6 +179,11 @@ class DriverExtras:
 class EC2Extras(DriverExtras):
     """EC2: tags go into RunInstances' TagSpecifications (libcloud's ``ex_metadata``), so an
     instance is never untagged; nodes are read and filtered server-side."""
+
+    def images_named(self, driver: Any, name: str) -> list[Any]:
+        # Filtered by EC2: listing every public image of a region would take minutes.
+        images = driver.list_images(ex_filters={"name": name})
+        return [image for image in images if image.name == name]
 
     def get_node(self, driver: Any, node_id: str) -> Any:
         nodes = driver.list_nodes(ex_node_ids=[node_id])
@@ -403,7 +412,7 @@ class LibcloudOrchestrator(Orchestrator):
         raise ConfigError(f"libcloud: no location {wanted!r} (option 'location'); known: {known}")
 
     async def _image(self, wanted: str) -> Any:
-        """The image by id (one cheap call), else by name among all images."""
+        """The image by id (one cheap call), else by name."""
         if not wanted:
             raise ConfigError("libcloud: no image given (option 'image' or the request's image)")
         validate_image(wanted)
@@ -413,8 +422,7 @@ class LibcloudOrchestrator(Orchestrator):
                 return image
         except ProviderError:
             pass
-        images = await self._cached("images", "list_images")
-        matches = [image for image in images if image.name == wanted]
+        matches = await self._cached("images_named", "extras.images_named", wanted)
         if not matches:
             raise ConfigError(f"libcloud: no image with id or name {wanted!r}")
         return matches[0]

@@ -254,3 +254,27 @@ async def test_not_found_right_after_run_instances_is_waited_out(moto, store) ->
     assert resource.state == "running"
     await orchestrator.tear_down()
     assert live_nodes(moto) == []
+
+
+async def test_image_by_name_is_looked_up_with_a_filter(moto, store) -> None:
+    """By name, EC2 is asked for that name only (listing all 1,300 of moto's images takes ~15 s
+    here, and a real region has far more)."""
+    name = "Windows_Server-2016-English-Nano-Base-2017.10.13"  # moto's ami-03cf127a
+    orchestrator = LibcloudOrchestrator(
+        dict(moto, image=name), store=store, owner="a", poll_interval=0.05
+    )
+    driver = await orchestrator._get_driver()
+    original = driver.list_images
+    asked = []
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs.get("ex_filters") or kwargs.get("ex_image_ids"))
+        return original(*args, **kwargs)
+
+    driver.list_images = recording
+    await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
+    [node] = live_nodes(moto)
+    assert node.extra["image_id"] == "ami-03cf127a"
+    assert all(asked), asked  # never an unfiltered listing
+    assert {"name": name} in asked
+    await orchestrator.tear_down()
