@@ -528,7 +528,7 @@ class Orchestrator(abc.ABC):
                 ids |= {r.id for r in found}
             for resource_id in sorted(ids):
                 await self._delete(resource_id, recent=True)
-        except TearDownFailed:
+        except BaseException:  # a delete that failed for good, or a cancelled tear-down
             if self.record is not None:
                 # Nobody is working on it any more: reap may take it over at once.
                 await self.store.update(self.record.record_id, state="deleting", session="")
