@@ -47,6 +47,10 @@ async def _render_options_form(spawner: MultipleSpawner) -> str:
     return await spawner.render_options_form()
 
 
+def _options_applied_in_pre_spawn_hook(spawner: MultipleSpawner, user_options: dict) -> None:
+    """The hub's apply_user_options step: ours are validated and applied in run_pre_spawn_hook."""
+
+
 class MultipleSpawner(SessionExpiry):
     """Offers every configured (provider, resource type, image) with CPU, memory, GPUs and
     session minutes, orders the resource through corc when it needs one, and runs the template's
@@ -129,6 +133,10 @@ class MultipleSpawner(SessionExpiry):
     @default("options_form")
     def _options_form_default(self) -> Any:
         return _render_options_form
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Any:
+        return _options_applied_in_pre_spawn_hook
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

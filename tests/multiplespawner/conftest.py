@@ -161,6 +161,9 @@ c.Authenticator.admin_users = {{"admin"}}
 c.JupyterHub.spawner_class = "multiple"
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.cleanup_servers = False
+# The MultipleSpawner's own timeouts per resource type, not the harness's 60 s for everything.
+c.Spawner.pop("start_timeout", None)
+c.Spawner.pop("http_timeout", None)
 c.MultipleSpawner.template_file = {str(setup.template_file)!r}
 c.MultipleSpawner.deployment_file = {str(setup.deployment_file)!r}
 c.MultipleSpawner.corc_config_file = {str(setup.corc_config)!r}

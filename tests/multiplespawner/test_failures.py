@@ -63,12 +63,15 @@ def test_start_timeout_mid_provisioning_releases_the_vm(tmp_path: Path, hub_fact
     extra = """
 c.Spawner.start_timeout = 5
 c.MultipleSpawner.timeouts = {"virtual_machine": {"provision": 25}}
+c.MultipleSpawner.patience_after = 3
 """
     hub = hub_factory(hub_config(setup, extra))
     login(hub, "alice")
     started = time.monotonic()
-    ok, message = start(hub, "alice", VM)
+    events: list[str] = []
+    ok, message = start(hub, "alice", VM, events=events)
     assert not ok, message
+    assert any(e.startswith("Still working on it: Configuring") for e in events), events
     assert time.monotonic() - started < 60
     assert "30 seconds" in hub.log() or "failed to start in 30" in hub.log(), hub.log()[-3000:]
     nothing_left(setup)
