@@ -167,3 +167,32 @@ def test_batch_and_kubernetes_children_get_the_choice_in_their_own_terms() -> No
     assert kwargs["extra_resource_limits"] == {"nvidia.com/gpu": "1"}
     for name in kwargs:  # each is a real KubeSpawner setting
         assert KubeSpawner.class_traits()[name].metadata.get("config"), name
+
+
+class Delegate(Recorder):
+    calls: list = []
+
+    async def rename(self, old_name, new_name):
+        Delegate.calls.append(("rename", old_name, new_name))
+
+    def delete_forever(self):
+        Delegate.calls.append(("delete_forever",))
+
+    async def get_url(self):
+        return "http://127.0.0.1:4321/user/alice/"
+
+
+async def test_the_parent_delegates_to_its_child() -> None:
+    from multiplespawner import MultipleSpawner
+
+    parent = MultipleSpawner(config=Config())
+    parent.child = build_child(parent, Delegate, {"will_resume": True})
+    parent.port = 4321  # as batchspawner's API sets it on the spawner that owns the token
+    assert parent.child.port == 4321
+    await parent.rename("old", "new")
+    await parent.delete_forever()
+    assert Delegate.calls == [("rename", "old", "new"), ("delete_forever",)]
+    assert await parent.get_url() == "http://127.0.0.1:4321/user/alice/"
+    # With no child (nothing started or restored) nothing is held: poll says stopped.
+    parent.child = None
+    assert await parent.poll() == 0
