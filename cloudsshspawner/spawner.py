@@ -13,9 +13,10 @@ from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import url_path_join
-from traitlets import Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from . import remote
+from .home import HomeError, PersistentHome
 from .target import SSHTarget
 from .tunnel import DEFAULT_CIPHERS, Forwards, Refresher, Tunnel, TunnelError
 
@@ -183,6 +184,27 @@ class CloudSSHSpawner(Spawner):
         config=True,
         help="How long a lost SSH connection may stay down before poll() reports the server gone.",
     )
+    persistent_home_root = Unicode(
+        "",
+        config=True,
+        help="""Hub-side directory holding each user's persistent home in ``<root>/<username>``
+        (mode 0700). When set, that home is mounted (sshfs over the SSH connection) at
+        ``persistent_home_mount`` on the remote host before the notebook starts, and is the
+        notebook's working directory and $HOME. Empty: no persistent home.""",
+    )
+    persistent_home_mount = Unicode(
+        "work",
+        config=True,
+        help="""Mount point of the persistent home on the remote host (absolute, or relative to
+        the remote user's home; ``{username}`` is expanded).""",
+    )
+    persistent_home_optional = Bool(
+        False,
+        config=True,
+        help="""If the persistent home cannot be mounted: False fails the spawn; True starts the
+        notebook anyway, with a warning (progress message and $GRIDHUB_EPHEMERAL_HOME) that its
+        files are lost when the server stops.""",
+    )
 
     @default("env_keep")
     def _env_keep_default(self) -> list[str]:
@@ -203,6 +225,7 @@ class CloudSSHSpawner(Spawner):
         self.unfinished: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._handed_target = target is not None
+        self.home: PersistentHome | None = None
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -348,6 +371,39 @@ class CloudSSHSpawner(Spawner):
             await tunnel.run(
                 remote.shell(remote.SET_HUB_PORT, self.remote_dir, str(tunnel.forwards.api_port))
             )
+        if self.pid and self.persistent_home_root:  # sshfs ended with the old connection
+            try:
+                await self._mount_home(tunnel)
+            except HomeError as error:
+                self.log.error("%s: %s", self._log_name, error)
+
+    async def _mount_home(self, tunnel: Tunnel) -> dict[str, str]:
+        """Mount the persistent home; the notebook's environment for it (see the traits)."""
+        if not self.persistent_home_root:
+            return {}
+        if self.home is None:
+            self.home = PersistentHome(
+                self.persistent_home_root,
+                self.user.name,
+                self._expand(self.persistent_home_mount),
+                self.log,
+            )
+        try:
+            await tunnel.connect()
+            assert tunnel._conn is not None  # the tunnel's live connection carries the mount
+            path = await self.home.mount(tunnel._conn)
+        except HomeError as error:
+            message = f"your persistent home could not be mounted: {error}"
+            if not self.persistent_home_optional:
+                raise HomeError(message) from None
+            self._progress(40, f"WARNING: {message}; files you save are lost when it stops")
+            return {"GRIDHUB_EPHEMERAL_HOME": message}
+        return {"HOME": path, "GRIDHUB_PERSISTENT_HOME": path}
+
+    async def _unmount_home(self) -> None:
+        if self.home is not None:
+            conn = self.tunnel._conn if self.tunnel is not None else None
+            await self.home.unmount(conn if conn is not None and not conn.is_closed() else None)
 
     def _connect_ip(self) -> str:
         if self.local_forward_connect_ip:
@@ -407,11 +463,14 @@ class CloudSSHSpawner(Spawner):
             self.remote_dir = posixpath.join(
                 self.remote_root, f"{self.user.name}-{self.name or 'default'}"
             )
+            home_env = await self._mount_home(tunnel)
             self._progress(30, f"Starting the notebook server on {host}")
             argv = [*self.remote_command, *self.get_args()]
+            if "GRIDHUB_PERSISTENT_HOME" in home_env:
+                argv.append(f"--notebook-dir={home_env['GRIDHUB_PERSISTENT_HOME']}")
             output = await tunnel.run(
                 remote.launch_command(self.remote_dir, argv),
-                stdin=remote.encode_environment(self._launch_environment()),
+                stdin=remote.encode_environment({**self._launch_environment(), **home_env}),
             )
             lines = output.split()
             self.pid, self.agent_pid = int(lines[-2]), int(lines[-1])
@@ -499,6 +558,7 @@ class CloudSSHSpawner(Spawner):
             except (TunnelError, TimeoutError) as error:
                 stopped = False
                 self._remember_unfinished(str(error) or "timed out")
+        await self._unmount_home()
         await self._close_tunnel()
         if stopped:
             await self._remove_credentials(self.name)

@@ -2,12 +2,13 @@
 # Installs the system programs gridhub's demo and tests run for real: nginx (front proxy), Chromium and
 # its driver (spawn-page tests), OpenLDAP (ldap_hooks tests), OpenSSH
 # and iproute2 (remote hosts in network namespaces), SLURM and munge (a throwaway cluster for
-# batchspawner), and the npm configurable-http-proxy (JupyterHub's proxy) into .venv.
+# batchspawner), sshfs and bubblewrap (persistent homes), and the npm configurable-http-proxy
+# (JupyterHub's proxy) into .venv.
 # Idempotent: whatever is already there is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps slurm-wlm munge)
+DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps slurm-wlm munge sshfs bubblewrap)
 declare -A PROVIDES=(
     [nginx]=/usr/sbin/nginx
     [chromium]=/usr/bin/chromium
@@ -20,6 +21,8 @@ declare -A PROVIDES=(
     [procps]=/usr/bin/pgrep
     [slurm-wlm]=/usr/sbin/slurmctld
     [munge]=/usr/sbin/munged
+    [sshfs]=/usr/bin/sshfs
+    [bubblewrap]=/usr/bin/bwrap
 )
 
 missing=()

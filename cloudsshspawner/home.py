@@ -1,0 +1,251 @@
+"""Persistent homes: a hub-side directory mounted on the remote host over the existing SSH connection.
+
+The user's files live on the hub side, in ``<persistent_home_root>/<username>`` (mode 0700). On the
+hub, OpenSSH's ``sftp-server`` serves that one directory from inside a bubblewrap sandbox that holds
+nothing else (the server binary, its libraries, a one-line passwd file and the directory, bound at
+``/home``; no network): ``..``, absolute paths and symlinks all resolve inside the sandbox, so a
+user can reach no other user's files, whatever SFTP requests their host sends. On the remote host,
+``sshfs -o passive`` runs in an exec channel of the spawner's SSH connection, as the notebook user,
+and speaks SFTP on its stdin/stdout; the hub pumps those bytes to and from the sandboxed server. No
+key, password or port for the mount exists on the remote host: the storage is reachable only
+through this one channel, and the FUSE mount (without ``allow_other``) only by the mounting user.
+
+When the SSH connection drops, sshfs sees EOF and unmounts; the spawner mounts again after the
+reconnect. ``unmount()`` removes the mount at stop, after the notebook has exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import asyncssh
+
+SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
+# Where the user's directory appears inside the sandbox (and the path sshfs mounts).
+SANDBOX_HOME = "/home"
+CHUNK = 256 * 1024
+
+# $1: the mount point (absolute, or relative to $HOME). Clears a mount a crash left behind, makes
+# the directory (0700) and prints its absolute path.
+PREPARE = r"""
+cd || exit 4
+command -v sshfs >/dev/null 2>&1 || { echo "sshfs is not installed on this host" >&2; exit 3; }
+[ -e /dev/fuse ] || { echo "this host has no /dev/fuse (FUSE is not available)" >&2; exit 3; }
+fusermount3 -uz "$1" 2>/dev/null || fusermount -uz "$1" 2>/dev/null
+mkdir -p "$1" && chmod 700 "$1" || exit 3
+cd "$1" && pwd
+"""
+
+# $1: absolute mount point, $2: the server's path, $3: extra sshfs options. SFTP on stdin/stdout.
+MOUNT = r'exec sshfs ":$2" "$1" -o "passive,idmap=user$3"'
+
+# $1: absolute mount point. Exits 0 once it is a FUSE mount.
+IS_MOUNTED = r"""case "$(stat -f -c %T "$1" 2>/dev/null)" in fuse*) exit 0;; esac; exit 1"""
+
+# $1: absolute mount point.
+UNMOUNT = r"""fusermount3 -u "$1" 2>/dev/null || fusermount -u "$1" 2>/dev/null || \
+  fusermount3 -uz "$1" 2>/dev/null || fusermount -uz "$1" 2>/dev/null; exit 0"""
+
+_SAFE_NAME = re.compile(r"^[^/\x00]+$")
+
+
+class HomeError(RuntimeError):
+    """The persistent home could not be set up; the message says what to fix."""
+
+
+def shell(script: str, *args: str) -> str:
+    return " ".join(["sh", "-c", shlex.quote(script), "gridhub", *map(shlex.quote, args)])
+
+
+def user_directory(root: str, username: str) -> Path:
+    """``root/username``; refuses names that would leave ``root``."""
+    if not _SAFE_NAME.match(username) or username in (".", ".."):
+        raise HomeError(f"the user name {username!r} cannot name a home directory")
+    return Path(root) / username
+
+
+def _sftp_server() -> str:
+    for path in SFTP_SERVER_CANDIDATES:
+        if os.access(path, os.X_OK):
+            return path
+    raise HomeError("OpenSSH's sftp-server is not installed on the hub (package openssh-server)")
+
+
+def _libraries(binary: str) -> list[str]:
+    """The shared libraries (and loader) ``binary`` needs, from ``ldd``."""
+    output = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False).stdout
+    return sorted(set(re.findall(r"(/\S+)", output)))
+
+
+def prepare_server(root: str, username: str) -> list[str]:
+    """Create the user's directory (0700) and return the sandboxed SFTP server's argv.
+
+    Blocking (file system, ``ldd``): call it in a thread.
+    """
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise HomeError("bubblewrap (bwrap) is not installed on the hub")
+    directory = user_directory(root, username)
+    Path(root).mkdir(mode=0o711, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    # sftp-server looks its own uid up; the sandbox's passwd file names only that one account.
+    passwd = Path(root) / ".sftp-passwd"
+    if not passwd.exists():
+        tmp = passwd.with_suffix(f".{os.getpid()}")
+        tmp.write_text(
+            f"gridhub:x:{os.getuid()}:{os.getgid()}:gridhub:{SANDBOX_HOME}:/nonexistent\n"
+        )
+        tmp.chmod(0o644)
+        tmp.replace(passwd)
+    server = _sftp_server()
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    argv += ["--dev", "/dev", "--ro-bind", server, "/sftp-server"]
+    for library in _libraries(server):
+        argv += ["--ro-bind", library, library]
+    argv += ["--ro-bind", str(passwd), "/etc/passwd", "--bind", str(directory), SANDBOX_HOME]
+    argv += ["--chdir", SANDBOX_HOME, "/sftp-server", "-d", SANDBOX_HOME, "-e", "-l", "ERROR"]
+    return argv
+
+
+async def _pump(read: object, write: object, end: object) -> None:
+    """Copy ``read`` to ``write`` until EOF, then call ``end`` (``write_eof``/``close``)."""
+    try:
+        while data := await read.read(CHUNK):  # type: ignore[attr-defined]
+            write.write(data)  # type: ignore[attr-defined]
+            await write.drain()  # type: ignore[attr-defined]
+    except (OSError, asyncssh.Error, ConnectionError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            end()  # type: ignore[operator]
+
+
+class PersistentHome:
+    """One user's hub-side home, mounted on one remote host through one SSH connection."""
+
+    def __init__(
+        self,
+        root: str,
+        username: str,
+        mount_point: str,
+        log: logging.Logger | logging.LoggerAdapter,
+        *,
+        sshfs_options: str = "",
+        mount_timeout: float = 30,
+    ) -> None:
+        self.root = root
+        self.username = username
+        self.mount_point = mount_point
+        self.log = log
+        self.sshfs_options = sshfs_options
+        self.mount_timeout = mount_timeout
+        self.path = ""  # the absolute mount point on the remote host, once mounted
+        self._server: asyncio.subprocess.Process | None = None
+        self._client: asyncssh.SSHClientProcess[bytes] | None = None
+        self._pumps: list[asyncio.Task[None]] = []
+
+    @property
+    def directory(self) -> Path:
+        return user_directory(self.root, self.username)
+
+    @property
+    def mounted(self) -> bool:
+        return self._client is not None and self._client.exit_status is None
+
+    async def mount(self, conn: asyncssh.SSHClientConnection) -> str:
+        """Mount the home at ``mount_point`` on ``conn``'s host; its absolute path there."""
+        await self.close()
+        argv = await asyncio.to_thread(prepare_server, self.root, self.username)
+        result = await self._run(conn, shell(PREPARE, self.mount_point))
+        path = result.strip().splitlines()[-1] if result.strip() else ""
+        if not path.startswith("/"):
+            raise HomeError(f"cannot resolve the mount point {self.mount_point!r}")
+        self._server = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            options = f",{self.sshfs_options}" if self.sshfs_options else ""
+            self._client = await conn.create_process(
+                shell(MOUNT, path, SANDBOX_HOME, options), encoding=None
+            )
+            server, client = self._server, self._client
+            assert server.stdin is not None and server.stdout is not None
+            self._pumps = [
+                asyncio.ensure_future(_pump(client.stdout, server.stdin, server.stdin.close)),
+                asyncio.ensure_future(_pump(server.stdout, client.stdin, client.stdin.write_eof)),
+            ]
+            await self._wait_mounted(conn, path)
+        except BaseException:
+            await self.close()
+            raise
+        self.path = path
+        self.log.info("Mounted %s's persistent home at %s", self.username, path)
+        return path
+
+    async def _run(self, conn: asyncssh.SSHClientConnection, command: str) -> str:
+        try:
+            result = await asyncio.wait_for(conn.run(command, check=False), self.mount_timeout)
+        except (OSError, asyncssh.Error, TimeoutError) as error:
+            raise HomeError(str(error) or type(error).__name__) from None
+        if result.exit_status != 0:
+            raise HomeError(str(result.stderr or "").strip() or f"exit status {result.exit_status}")
+        return str(result.stdout or "")
+
+    async def _wait_mounted(self, conn: asyncssh.SSHClientConnection, path: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.mount_timeout
+        assert self._client is not None
+        while loop.time() < deadline:
+            if self._client.exit_status is not None or self._client.is_closing():
+                stderr = b""
+                with contextlib.suppress(Exception):
+                    stderr = await asyncio.wait_for(self._client.stderr.read(4096), 2)
+                message = stderr.decode(errors="replace").strip()
+                raise HomeError(f"sshfs exited: {message or 'no message'}")
+            check = await conn.run(shell(IS_MOUNTED, path), check=False)
+            if check.exit_status == 0:
+                return
+            await asyncio.sleep(0.2)
+        raise HomeError(f"sshfs did not mount {path} within {self.mount_timeout:.0f} s")
+
+    async def unmount(self, conn: asyncssh.SSHClientConnection | None) -> None:
+        """Unmount on the remote host (when reachable), then end sshfs and the server."""
+        if conn is not None and self.path:
+            try:
+                await self._run(conn, shell(UNMOUNT, self.path))
+            except HomeError as error:
+                self.log.warning("Could not unmount %s: %s", self.path, error)
+        await self.close()
+
+    async def close(self) -> None:
+        """End the channel, the pumps and the hub-side server (the remote mount dies with them)."""
+        client, self._client = self._client, None
+        server, self._server = self._server, None
+        if client is not None:
+            client.close()
+        for task in self._pumps:
+            task.cancel()
+        self._pumps = []
+        if server is not None:
+            with contextlib.suppress(ProcessLookupError):
+                if server.returncode is None and server.stdin is not None:
+                    server.stdin.close()
+            try:
+                await asyncio.wait_for(server.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    server.kill()
+                await server.wait()
+        self.path = ""
