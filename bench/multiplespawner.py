@@ -31,6 +31,7 @@ from tests.harness.hub import Hub  # noqa: E402
 
 LIGHT = str(HERE.parent / "tests" / "harness" / "light_server.py")
 COMMON = f"""
+c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
 c.Spawner.cmd = [{sys.executable!r}, {LIGHT!r}]
 c.Spawner.args = []
