@@ -38,8 +38,9 @@ from tests.harness.sshd import host_with_key
 # $1: the sftp batch. The client's SFTP stream goes out on stdout and comes back on stdin.
 SFTP_RELAY = r"""
 d=$(mktemp -d) && mkfifo "$d/req" "$d/resp" && printf '%s\n' "$1" >"$d/batch" || exit 3
+exec 3<&0  # a background job's stdin would be /dev/null
 cat "$d/req" &
-cat >"$d/resp" &
+cat <&3 >"$d/resp" &
 sftp -q -b "$d/batch" -D "sh -c 'cat $d/resp & exec cat >$d/req'" </dev/null >/dev/null 2>&1
 rc=$?
 echo "DONE $rc" >&2

@@ -12,6 +12,7 @@ import httpx
 
 from cloudsshspawner.home import prepare_server
 from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, status
+from tests.cloudsshspawner.test_spawn import notebook_pid
 from tests.harness.hub import spawn
 from tests.harness.sshd import host_with_key
 
@@ -219,8 +220,6 @@ def test_mount_failure_fails_the_spawn_or_warns_when_allowed(remote, hub_factory
     ok, message = spawn(hub, "alice", events=events)
     assert ok, message
     assert any(e.startswith("WARNING: your persistent home could not be mounted") for e in events)
-    environ = ssh(
-        remote, "tr '\\0' '\\n' < /proc/$(pgrep -f jupyterhub-singleuser | head -1)/environ"
-    ).stdout
+    environ = Path(f"/proc/{notebook_pid(remote)}/environ").read_text()
     assert "GRIDHUB_EPHEMERAL_HOME=your persistent home could not be mounted" in environ
     assert hub.api().delete("/users/alice/server").status_code in (202, 204)
