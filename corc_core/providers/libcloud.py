@@ -190,7 +190,26 @@ class EC2Extras(DriverExtras):
         return nodes[0] if nodes else None
 
     def list_nodes(self, driver: Any, tags: dict[str, str]) -> list[Any]:
-        return driver.list_nodes(ex_filters={f"tag:{k}": v for k, v in tags.items()})
+        """Every page: DescribeInstances answers 100 reservations at a time with a ``nextToken``
+        (AWS and moto), and libcloud's ``list_nodes`` reads only the first page."""
+        from libcloud.compute.drivers.ec2 import NAMESPACE
+        from libcloud.utils.xml import findall, findtext
+
+        params = {"Action": "DescribeInstances"}
+        params.update(driver._build_filters({f"tag:{k}": v for k, v in tags.items()}))
+        nodes: list[Any] = []
+        while True:
+            page = driver.connection.request(driver.path, params=params).object
+            for reservation in findall(page, "reservationSet/item", NAMESPACE):
+                nodes += driver._to_nodes(reservation, "instancesSet/item")
+            token = findtext(page, "nextToken", NAMESPACE)
+            if not token:
+                break
+            params["NextToken"] = token
+        addresses = driver.ex_describe_addresses(nodes) if nodes else {}
+        for node in nodes:
+            node.public_ips.extend(addresses.get(node.id, []))
+        return nodes
 
     def locations(self, driver: Any) -> list[tuple[str, Any]]:
         return [(location.name, location) for location in driver.list_locations()]

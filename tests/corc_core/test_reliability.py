@@ -521,3 +521,21 @@ def test_cli_local_instance_create_works(ssh_machine, tmp_path) -> None:
     )
     assert deleted.returncode == 0, deleted.stderr
     assert RecordStore(tmp_path / "records.sqlite").allocations_sync(POOL) == {}
+
+
+async def test_reap_sees_past_the_first_page_of_instances(moto, store) -> None:
+    """EC2 answers DescribeInstances 100 reservations at a time: a leak on page two is a leak."""
+    driver = raw_driver(moto)
+    size = next(s for s in driver.list_sizes() if s.id == "t2.micro")
+    image = driver.get_image(moto["image"])
+    tags = {"gridhub": "true", "gridhub-record": "lost", TAG_DEPLOYMENT: store.deployment_id}
+
+    def make(count: int) -> list[str]:
+        return [
+            driver.create_node(name="lost", size=size, image=image, ex_metadata=tags).id
+            for _ in range(count)
+        ]
+
+    made = await asyncio.to_thread(make, 101)  # one reservation each: two pages
+    reaper = LibcloudOrchestrator(moto, store=store, owner="admin")
+    assert sorted(o["id"] for o in await reaper.reap()) == sorted(made)
