@@ -214,9 +214,12 @@ class PersistentHome:
                     stderr = await asyncio.wait_for(self._client.stderr.read(4096), 2)
                 message = stderr.decode(errors="replace").strip()
                 raise HomeError(f"sshfs exited: {message or 'no message'}")
-            check = await conn.run(shell(IS_MOUNTED, path), check=False)
-            if check.exit_status == 0:
+            try:
+                await self._run(conn, shell(IS_MOUNTED, path))
                 return
+            except HomeError:
+                if conn.is_closed():
+                    raise HomeError("the SSH connection closed while mounting") from None
             await asyncio.sleep(0.2)
         raise HomeError(f"sshfs did not mount {path} within {self.mount_timeout:.0f} s")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
 import time
 import zipfile
@@ -12,7 +14,7 @@ import httpx
 
 from cloudsshspawner.home import prepare_server
 from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, status
-from tests.cloudsshspawner.test_spawn import notebook_pid
+from tests.cloudsshspawner.test_spawn import notebook_pid, processes
 from tests.harness.hub import spawn
 from tests.harness.sshd import host_with_key
 
@@ -223,3 +225,48 @@ def test_mount_failure_fails_the_spawn_or_warns_when_allowed(remote, hub_factory
     environ = Path(f"/proc/{notebook_pid(remote)}/environ").read_text()
     assert "GRIDHUB_EPHEMERAL_HOME=your persistent home could not be mounted" in environ
     assert hub.api().delete("/users/alice/server").status_code in (202, 204)
+
+
+def test_home_is_remounted_after_a_dropped_connection_and_survives_a_crash(
+    remote, hub_factory, tmp_path
+):
+    homes, mount = tmp_path / "homes", tmp_path / "mnt"
+    hub = hub_factory(home_config(remote, homes, mount))
+    login(hub, "alice")
+    ok, message = spawn(hub, "alice")
+    assert ok, message
+    text = {"type": "file", "format": "text"}
+    assert contents(hub, "alice", "PUT", "a.txt", json={**text, "content": "a"}).is_success
+
+    # Drop the SSH connection (its sshd processes die): sshfs ends with it, and the spawner
+    # mounts the home again once the tunnel is back.
+    mounted = "Mounted alice's persistent home"
+    assert hub.log().count(mounted) == 1
+    for pid in processes(remote, b"sshd: root"):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while hub.log().count(mounted) < 2:
+        assert time.monotonic() < deadline, "the home was not mounted again after the reconnect"
+        time.sleep(0.5)
+    assert is_mounted(remote, mount)
+    assert status(hub, "alice").status_code == 200
+    saved = contents(hub, "alice", "PUT", "b.txt", json={**text, "content": "b"})
+    assert saved.is_success, saved.text
+    assert (homes / "alice" / "b.txt").read_text() == "b"
+
+    # The host crashes: everything saved is on the hub side, and the hub-side server ends.
+    remote.host.stop()
+    assert (homes / "alice" / "a.txt").read_text() == "a"
+    assert (homes / "alice" / "b.txt").read_text() == "b"
+    marker = str(homes / "alice").encode()
+    deadline = time.monotonic() + 60
+    while servers := [p for p in Path("/proc").iterdir() if p.name.isdigit() and _has(p, marker)]:
+        assert time.monotonic() < deadline, f"hub-side sftp servers left running: {servers}"
+        time.sleep(0.5)
+
+
+def _has(process: Path, marker: bytes) -> bool:
+    try:
+        return marker in (process / "cmdline").read_bytes()
+    except OSError:
+        return False
