@@ -2,13 +2,14 @@
 # Installs the system programs gridhub's demo and tests run for real: nginx (front proxy), Chromium and
 # its driver (spawn-page tests), OpenLDAP (ldap_hooks tests), OpenSSH
 # and iproute2 (remote hosts in network namespaces), SLURM and munge (a throwaway cluster for
-# batchspawner), sshfs and bubblewrap (persistent homes), and the npm configurable-http-proxy
+# batchspawner), Docker and debootstrap (DockerSpawner on a confined engine with a locally made
+# image), sshfs and bubblewrap (persistent homes), and the npm configurable-http-proxy
 # (JupyterHub's proxy) into .venv.
 # Idempotent: whatever is already there is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps slurm-wlm munge sshfs bubblewrap)
+DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps slurm-wlm munge sshfs bubblewrap docker.io debootstrap)
 declare -A PROVIDES=(
     [nginx]=/usr/sbin/nginx
     [chromium]=/usr/bin/chromium
@@ -21,6 +22,8 @@ declare -A PROVIDES=(
     [procps]=/usr/bin/pgrep
     [slurm-wlm]=/usr/sbin/slurmctld
     [munge]=/usr/sbin/munged
+    [docker.io]=/usr/sbin/dockerd
+    [debootstrap]=/usr/sbin/debootstrap
     [sshfs]=/usr/bin/sshfs
     [bubblewrap]=/usr/bin/bwrap
 )
