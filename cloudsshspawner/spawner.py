@@ -490,6 +490,7 @@ class CloudSSHSpawner(Spawner):
     async def _wait_for_port(self) -> int:
         assert self.tunnel is not None
         deadline = asyncio.get_running_loop().time() + self.start_timeout
+        interval = 0.1
         while asyncio.get_running_loop().time() < deadline:
             try:
                 probe = await self.tunnel.run(
@@ -505,7 +506,10 @@ class CloudSSHSpawner(Spawner):
             port = remote.parse_port(probe)
             if port is not None:
                 return port
-            await asyncio.sleep(0.25)
+            # Each probe is an SSH exec (sshd forks a shell): back off so that a slow start on a
+            # busy host is not slowed further by the probes.
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, 1.0)
         raise RuntimeError(f"the notebook server did not start within {self.start_timeout} s")
 
     def _stop_command(self, pid: int, agent_pid: int | None, remote_dir: str) -> str:
