@@ -13,6 +13,10 @@ import pytest
 from tests.harness.hub import Hub
 from tests.harness.nginx import Nginx, proxy_headers
 
+START_TIMEOUT = 180.0
+"""Seconds a hub may take to start (or to fail): on a loaded 2-core machine importing JupyterHub
+alone can take half a minute."""
+
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 
 SECRET_HEADER = "X-Gridhub-Secret"
@@ -124,7 +128,7 @@ def start_fronted(root, config: str = HEADER_CONFIG) -> FrontedHub:
     """Start a hub with ``config`` and the GRIDHUB_HEADER_SECRET, behind a basic-auth nginx."""
     hub = Hub(root / "hub", config, env={"GRIDHUB_HEADER_SECRET": SECRET})
     write_htpasswd(hub)
-    hub.start()
+    hub.start(timeout=START_TIMEOUT)
     nginx = Nginx(root / "nginx", basic_auth_front(hub))
     try:
         nginx.start()

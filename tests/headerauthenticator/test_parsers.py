@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.harness.nginx import proxy_headers
-from tests.headerauthenticator.conftest import SECRET, SECRET_HEADER
+from tests.headerauthenticator.conftest import SECRET, SECRET_HEADER, START_TIMEOUT
 
 REGEX_CONFIG = r"""
 from headerauthenticator import JSONParser, RegexUsernameParser
@@ -88,5 +88,5 @@ def test_invalid_parser_configuration_stops_the_hub(hub_factory) -> None:
         start=False,
     )
     with pytest.raises(RuntimeError) as failed:
-        hub.start(timeout=30)
+        hub.start(timeout=START_TIMEOUT)
     assert "must have exactly one capture group" in str(failed.value)

@@ -8,7 +8,7 @@ import pytest
 from headerauthenticator.peers import address_in, parse_networks
 from tests.harness.hub import Hub
 from tests.harness.nginx import proxy_headers
-from tests.headerauthenticator.conftest import FrontedHub
+from tests.headerauthenticator.conftest import START_TIMEOUT, FrontedHub
 
 
 def from_address(address: str) -> httpx.Client:
@@ -97,14 +97,14 @@ def test_empty_trust_list_without_secret_refuses_to_start(hub_factory) -> None:
         start=False,
     )
     with pytest.raises(RuntimeError) as failed:
-        hub.start(timeout=30)
+        hub.start(timeout=START_TIMEOUT)
     assert "anyone could log in as anyone" in str(failed.value)
 
 
 def test_header_login_without_a_secret_refuses_to_start(hub_factory) -> None:
     hub = hub_factory('c.JupyterHub.authenticator_class = "header"\n', start=False)
     with pytest.raises(RuntimeError) as failed:
-        hub.start(timeout=30)
+        hub.start(timeout=START_TIMEOUT)
     assert "HeaderAuthenticator needs a shared secret" in str(failed.value)
     assert "GRIDHUB_HEADER_SECRET" in str(failed.value)
 
@@ -116,7 +116,7 @@ def test_a_short_secret_refuses_to_start(hub_factory) -> None:
         start=False,
     )
     with pytest.raises(RuntimeError) as failed:
-        hub.start(timeout=30)
+        hub.start(timeout=START_TIMEOUT)
     assert "shorter than 16 characters" in str(failed.value)
     assert "tiny-s3cr3t" not in hub.log()
 

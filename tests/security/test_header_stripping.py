@@ -22,6 +22,7 @@ import pytest
 from tests.harness.hub import Hub, spawn
 from tests.harness.nginx import NGINX
 from tests.harness.process import Daemon, free_port, port_open
+from tests.headerauthenticator.conftest import START_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO_SERVER = Path(__file__).with_name("echo_server.py")
@@ -73,7 +74,7 @@ class DemoFront:
         )
 
     def start(self) -> None:
-        self.hub.start()
+        self.hub.start(timeout=START_TIMEOUT)
         self.nginx.start(lambda: port_open("127.0.0.1", self.port), timeout=10)
 
     def stop(self) -> None:
