@@ -220,6 +220,20 @@ def _free_pool() -> str:
     raise EngineUnavailable("no free 10.X.0.0/16 address pool for the engine's networks")
 
 
+def remove_run_dir(path: Path) -> None:
+    """Unmount what dockerd left mounted under its exec root (its ``netns/default`` bind mount stays
+    after it exits), deepest first, then delete the directory."""
+    root = str(Path(path).resolve())
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        mounts = []
+    points = [line.split()[1] for line in mounts if len(line.split()) > 1]
+    for point in sorted((m for m in points if m == root or m.startswith(root + "/")), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float = 2.0) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -338,7 +352,7 @@ class DockerEngine:
             self.docker("network", "prune", "-f", check=False)
             self.daemon.stop(timeout=30)
         self._unlock()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        remove_run_dir(self.run_dir)
 
     def _unlock(self) -> None:
         if self._lock is not None:
@@ -439,7 +453,7 @@ def _main(argv: Sequence[str]) -> int:
                 [DOCKER_CLI, "network", "prune", "-f"], env=env, capture_output=True, check=False
             )
             kill_pidfile(Path(host.removeprefix("unix://")).with_name("docker.pid"))
-            shutil.rmtree(Path(host.removeprefix("unix://")).parent, ignore_errors=True)
+            remove_run_dir(Path(host.removeprefix("unix://")).parent)
             state.unlink()
         return 0
     if command == "base":
