@@ -1,4 +1,4 @@
-"""The demo hub: HeaderAuthenticator behind nginx, notebooks as local processes.
+"""The demo hub: HeaderAuthenticator behind nginx, the MultipleSpawner (this machine or a sandbox VM).
 
 `make demo` runs it through deploy/demo/run.py, which sets the GRIDHUB_DEMO_* variables below.
 """
@@ -29,10 +29,45 @@ c.HeaderAuthenticator.enable_auth_state = True
 c.HeaderAuthenticator.trusted_proxy_ips = ["127.0.0.1"]
 c.HeaderAuthenticator.shared_secret_header = "X-Gridhub-Secret"
 
-# Notebooks run as local processes of the hub's user, in a directory per user.
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = str(state / "home" / "{username}")
-c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+# The MultipleSpawner offers this machine (a local process) and a sandbox VM: corc orders a
+# network namespace with its own sshd (run.py writes corc's config to .demo/corc/config), and
+# CloudSSHSpawner runs JupyterLab there over an SSH tunnel. Named servers: both at once.
+singleuser = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
+c.JupyterHub.spawner_class = "multiple"
+c.JupyterHub.allow_named_servers = True
+c.MultipleSpawner.corc_config_file = os.environ.get("CORC_CONFIG_FILE", "")
+c.MultipleSpawner.providers = {
+    "local": {"display_name": "This machine"},
+    "sandbox": {"display_name": "Sandbox VM"},
+}
+c.MultipleSpawner.templates = [
+    {
+        "name": "This machine",
+        "resource_type": "bare_metal",
+        "providers": ["local"],
+        "spawner": {
+            "class": "jupyterhub.spawner.SimpleLocalProcessSpawner",
+            "kwargs": {"home_dir_template": str(state / "home" / "{username}")},
+        },
+    },
+    {
+        "name": "Sandbox VM",
+        "resource_type": "virtual_machine",
+        "providers": ["sandbox"],
+        "spawner": {
+            "class": "cloudsshspawner.CloudSSHSpawner",
+            "kwargs": {"remote_command": [singleuser]},
+        },
+        "authenticator": {"class": "corc_core.SSHAuthenticator", "kwargs": {}},
+    },
+]
+c.MultipleSpawner.deployments = {
+    "bare_metal": [{"name": "this_machine", "provider": "local", "display_name": "JupyterLab"}],
+    "virtual_machine": [
+        {"name": "sandbox_vm", "provider": "sandbox", "image": "This machine's Debian (sandbox)"}
+    ],
+}
+c.Spawner.cmd = [singleuser]
 c.Spawner.default_url = "/lab"
 if os.geteuid() == 0:
     c.Spawner.args = ["--allow-root"]

@@ -1,12 +1,14 @@
 """Run the demo: nginx on 127.0.0.1:8000 in front of a JupyterHub, until Ctrl-C.
 
-Log in as demo / demo (or alice / alice). State lives in .demo/ at the repository root, never
+Log in as demo / demo (or alice / alice) and choose this machine or a sandbox VM on the spawn page.
+State lives in .demo/ at the repository root, never
 committed: the header secret nginx sends the hub and the auth_state key are made at first start, in
 0600 files, and handed to the hub in its environment.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -39,6 +41,41 @@ def secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+def corc_config(state: Path) -> Path:
+    """corc's config for the demo: records, SSH keys and sandbox VMs under ``state``/corc.
+
+    Two providers: ``local`` (this machine, a pool of one host with its CPUs and memory) and
+    ``sandbox`` (a network namespace with its own sshd per VM, reached over SSH like a cloud VM).
+    """
+    corc = state / "corc"
+    corc.mkdir(mode=0o700, exist_ok=True)
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024**3
+    this_machine = {
+        "name": "this-machine",
+        "address": "127.0.0.1",
+        "cpu": os.cpu_count() or 1,
+        "memory_gb": max(1, memory_gb),
+        "gpus": 0,
+    }
+    config = {
+        "corc": {
+            "store": {"path": str(corc / "records.sqlite")},
+            "ssh": {"directory": str(corc / "ssh")},
+            "providers": {
+                "local": {"hosts": [this_machine], "check_reachable": False},
+                "sandbox": {
+                    "directory": str(corc / "sandbox"),
+                    "use_netns": True,
+                    "username": "root",
+                },
+            },
+        }
+    }
+    path = corc / "config"
+    path.write_text(json.dumps(config, indent=2))  # YAML reads JSON
+    return path
+
+
 def prepare(
     state: Path,
     port: int = PORT,
@@ -68,6 +105,7 @@ def prepare(
         GRIDHUB_DEMO_HUB_PORT=str(hub_port),
         GRIDHUB_DEMO_PROXY_API_PORT=str(proxy_api_port),
         GRIDHUB_HEADER_SECRET=header_secret,
+        CORC_CONFIG_FILE=str(corc_config(state)),
         JUPYTERHUB_CRYPT_KEY=secret(state / "crypt_key"),
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
     )
