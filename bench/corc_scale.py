@@ -4,7 +4,7 @@ Two sizes, each on a fresh moto server and store: 1,000 records with 100 instanc
 records with 1,000 instances. Every instance is tagged at birth as corc tags it (deployment and
 record); one record in ten belongs to an instance, the others are history (deleted); one instance
 in ten is an orphan (its record says deleted), which reap must report. Prints the wall time of the
-two commands (run as an admin would, a fresh process each, best of 2) and of the same work in
+two commands (run as an admin would, a fresh process each, best of ``--runs``) and of the same work in
 process (``list_resources()``, ``reap()``), and the growth from the small to the large size: no
 worse than linear means a ratio of at most 10.
 
@@ -72,8 +72,11 @@ def populate(options: dict, store: RecordStore, records: int) -> int:
 def count_on_moto(options: dict) -> int:
     from libcloud.compute.providers import get_driver
 
+    from corc_core.providers.libcloud import EC2Extras
+
     driver = get_driver("ec2")(options["key"], options["secret"], **options["driver_kwargs"])
-    return sum(str(node.state).lower() != "terminated" for node in driver.list_nodes())
+    nodes = EC2Extras().list_nodes(driver, {})  # every page (libcloud's own reads only one)
+    return sum(str(node.state).lower() != "terminated" for node in nodes)
 
 
 def best_of(runs: int, command: list[str], env: dict) -> tuple[float, str]:
@@ -88,7 +91,7 @@ def best_of(runs: int, command: list[str], env: dict) -> tuple[float, str]:
     return min(times), output
 
 
-async def measure(records: int) -> dict[str, float]:
+async def measure(records: int, runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         moto, port = start_moto(directory)
@@ -115,8 +118,8 @@ async def measure(records: int) -> dict[str, float]:
                 )
             )
             env = dict(os.environ, CORC_CONFIG_FILE=str(config))
-            list_s, listed = best_of(2, [CORC, "libcloud", "instance", "list", "--json"], env)
-            reap_s, reaped = best_of(2, [CORC, "reap", "--json"], env)
+            list_s, listed = best_of(runs, [CORC, "libcloud", "instance", "list", "--json"], env)
+            reap_s, reaped = best_of(runs, [CORC, "reap", "--json"], env)
             on_moto = await asyncio.to_thread(count_on_moto, options)
             if on_moto != records // 10 or len(json.loads(listed)) != on_moto:
                 print(
@@ -142,8 +145,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=1000, help="records in the small store")
     parser.add_argument("--large", type=int, default=10000, help="records in the large store")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each command (best of)")
     args = parser.parse_args()
-    small, large = await measure(args.small), await measure(args.large)
+    small = await measure(args.small, args.runs)
+    large = await measure(args.large, args.runs)
     factor = args.large / args.small
     for name, label in (
         ("list", "corc libcloud instance list"),
