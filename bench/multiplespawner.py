@@ -189,8 +189,9 @@ async def main() -> None:
             )
         except BaseException:
             for name, hub in hubs.items():  # what the hubs said, before their directory goes
-                errors = [line for line in hub.log().splitlines() if line.startswith(("[E", "[W"))]
-                print(f"--- {name} hub: last errors\n" + "\n".join(errors[-15:]), file=sys.stderr)
+                log = hub.log()
+                at = log.find("Uncaught exception")
+                print(f"--- {name} hub:\n{log[at : at + 4000] if at >= 0 else log[-3000:]}")
             raise
         finally:
             for hub in hubs.values():
