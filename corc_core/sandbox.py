@@ -168,6 +168,11 @@ class SandboxHost:
                     "ClientAliveCountMax 2",
                     "MaxStartups 100",
                     "LogLevel VERBOSE",
+                    # A sandbox host logs in as one of this machine's users, whose ~/.bashrc may do
+                    # slow or locking work (e.g. `pyenv init` rehashes under a lock file that a
+                    # killed session leaves behind, making every later login wait 60 s). Bash skips
+                    # ~/.bashrc for ssh commands below shell level 2, so sessions start at level 2.
+                    "SetEnv SHLVL=1",
                     *self.extra_config,
                 ]
             )

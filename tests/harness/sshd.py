@@ -24,11 +24,6 @@ class SSHHost(SandboxHost):
     def __init__(self, workdir: Path, use_netns: bool = True) -> None:
         super().__init__(directory=str(workdir), name=f"t{os.getpid()}-{next(_COUNTER)}")
         self.use_netns = use_netns
-        # The test hosts log in as this machine's root, whose ~/.bashrc runs `pyenv init`, which
-        # rehashes under a lock file: a session killed mid-rehash (tests kill sessions on purpose)
-        # leaves the lock behind, and every later login waits 60 s for it. Bash skips ~/.bashrc
-        # for ssh sessions that are not at shell level 1, so sessions here start at level 2.
-        self.extra_config = [*self.extra_config, "SetEnv SHLVL=1"]
         self._keys: list[str] = []
         self._user_ca: str | None = None
 
