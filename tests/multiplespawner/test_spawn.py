@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -42,24 +43,28 @@ def start(hub, user: str, options: dict, server: str = "", events: list | None =
 
 def test_this_machine_with_a_gpu_from_the_pool(tmp_path: Path, hub_factory) -> None:
     setup = make_setup(tmp_path / "ms")
-    hub = hub_factory(hub_config(setup))
-    login(hub, "alice")
+    # POST returns at once, so the progress stream sees every step (not just "ready").
+    hub = hub_factory(
+        hub_config(setup, "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}")
+    )
+    user = f"gpu{os.getpid()}"  # other tests on this machine run servers for "alice" too
+    login(hub, user)
     events: list[str] = []
-    ok, message = start(hub, "alice", {**LOCAL, "gpus": 1, "cpu": 2}, events=events)
+    ok, message = start(hub, user, {**LOCAL, "gpus": 1, "cpu": 2}, events=events)
     assert ok, message + "\n" + hub.log()[-3000:]
-    assert server_status(hub, "alice").status_code == 200
-    env = server_environment("alice")
+    assert server_status(hub, user).status_code == 200
+    env = server_environment(user)
     assert env["CUDA_VISIBLE_DEVICES"] in ("0", "1")
     assert any(e.startswith("Ordering 2 CPU, 1 GB, 1 GPU from This machine") for e in events), (
         events
     )
     assert any(e.startswith("Starting the notebook server") for e in events), events
-    assert setup.live_records() == [("local", "alice", "running")]
-    model = hub.api().get("/users/alice").json()["servers"][""]
+    assert setup.live_records() == [("local", user, "running")]
+    model = hub.api().get(f"/users/{user}").json()["servers"][""]
     assert model["user_options"]["gpus"] == 1
 
-    assert hub.api().delete("/users/alice/server").status_code in (202, 204)
-    wait_stopped(hub, "alice")
+    assert hub.api().delete(f"/users/{user}/server").status_code in (202, 204)
+    wait_stopped(hub, user)
     assert setup.live_records() == []
 
 
