@@ -61,6 +61,7 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
 
     yield make
     for hub in hubs:
+        hub.stop_servers()
         hub.stop()
 
 

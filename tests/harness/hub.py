@@ -103,6 +103,40 @@ class Hub:
             self.daemon.stop()
         kill_pidfile(self.dir / "proxy.pid")
 
+    def stop_servers(self, timeout: float = 60.0) -> None:
+        """Stop every user's servers through the REST API, waiting until the hub says they stopped.
+
+        Hubs that keep servers across restarts (``cleanup_servers = False``) would otherwise leave
+        a failed test's notebooks (and the VMs under them) running after the hub is gone.
+        """
+        import time
+
+        if self.daemon is None or self.daemon.proc is None or self.daemon.proc.poll() is not None:
+            return
+        try:
+            with self.api(timeout=10) as api:
+                users = api.get("/users", params={"state": "active"}).json()
+                if not isinstance(users, list):
+                    users = users.get("items", [])
+                for user in users:
+                    for name in user.get("servers", {}):
+                        path = (
+                            f"/users/{user['name']}/servers/{name}"
+                            if name
+                            else (f"/users/{user['name']}/server")
+                        )
+                        api.delete(path)
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    active = api.get("/users", params={"state": "active"}).json()
+                    if not isinstance(active, list):
+                        active = active.get("items", [])
+                    if not any(user.get("servers") for user in active):
+                        return
+                    time.sleep(0.2)
+        except (httpx.HTTPError, ValueError):
+            pass  # the hub is not answering: nothing more can be asked of it
+
     def restart(self) -> None:
         self.stop()
         self.start()
