@@ -70,7 +70,10 @@ def test_this_machine_with_a_gpu_from_the_pool(tmp_path: Path, hub_factory) -> N
 
 def test_a_local_server_and_a_vm_server_at_once(tmp_path: Path, hub_factory) -> None:
     setup = make_setup(tmp_path / "ms")
-    hub = hub_factory(hub_config(setup))
+    # POST returns at once, so the progress stream sees every step even when the VM is quick.
+    hub = hub_factory(
+        hub_config(setup, "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}")
+    )
     login(hub, "alice")
     ok, message = start(hub, "alice", LOCAL)
     assert ok, message
