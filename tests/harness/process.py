@@ -118,8 +118,12 @@ def kill_pidfile(path: Path) -> None:
         pass
 
 
-def server_environment(user: str, timeout: float = 10) -> dict[str, str]:
-    """The environment of the running single-user server process of ``user``."""
+def server_environment(user: str, timeout: float = 10, api_url: str = "") -> dict[str, str]:
+    """The environment of the running single-user server process of ``user``.
+
+    With ``api_url`` (a hub's ``http://127.0.0.1:PORT/hub/api``), only a server of that hub counts:
+    other test runs on this machine have users of the same names.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for environ in Path("/proc").glob("[0-9]*/environ"):
@@ -132,7 +136,10 @@ def server_environment(user: str, timeout: float = 10) -> dict[str, str]:
                 for item in raw.decode(errors="replace").split("\0")
                 if "=" in item
             )
-            if entries.get("JUPYTERHUB_USER") == user and "JUPYTERHUB_API_TOKEN" in entries:
+            if entries.get("JUPYTERHUB_USER") != user or "JUPYTERHUB_API_TOKEN" not in entries:
+                continue
+            if entries.get("JUPYTERHUB_API_URL", "").startswith(api_url):
                 return entries
         time.sleep(0.2)
-    raise AssertionError(f"no single-user server process for {user}")
+    where = f" for the hub at {api_url}" if api_url else ""
+    raise AssertionError(f"no single-user server process of {user}{where}")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.harness.hub import Hub
 from tests.harness.nginx import Nginx, proxy_headers
+from tests.harness.process import server_environment
 
 START_TIMEOUT = 180.0
 """Seconds a hub may take to start (or to fail): on a loaded 2-core machine importing JupyterHub
@@ -103,25 +102,7 @@ class FrontedHub:
 
 def hub_server_environment(hub: Hub, user: str, timeout: float = 30) -> dict[str, str]:
     """The environment of ``user``'s running server spawned by ``hub`` (not another test's hub)."""
-    deadline = time.monotonic() + timeout
-    api_url = f"http://127.0.0.1:{hub.hub_port}/hub/api"
-    while time.monotonic() < deadline:
-        for environ in Path("/proc").glob("[0-9]*/environ"):
-            try:
-                raw = environ.read_bytes()
-            except OSError:
-                continue
-            entries = dict(
-                item.split("=", 1)
-                for item in raw.decode(errors="replace").split("\0")
-                if "=" in item
-            )
-            if entries.get("JUPYTERHUB_USER") == user and entries.get(
-                "JUPYTERHUB_API_URL", ""
-            ).startswith(api_url):
-                return entries
-        time.sleep(0.2)
-    raise AssertionError(f"no server process of {user} spawned by the hub at {hub.url}")
+    return server_environment(user, timeout, api_url=f"http://127.0.0.1:{hub.hub_port}/hub/api")
 
 
 def start_fronted(root, config: str = HEADER_CONFIG) -> FrontedHub:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import ldap3
 import pytest
 
 from tests.harness.hub import Hub
+from tests.harness.process import server_environment
 from tests.harness.slapd import Slapd
 
 LIGHT_SERVER = Path(__file__).resolve().parents[1] / "harness" / "light_server.py"
@@ -156,28 +156,8 @@ def post_user_data(hub: Hub, user: str, data: dict) -> None:
 
 
 def server_env(hub: Hub, user: str, timeout: float = 10) -> dict[str, str]:
-    """The environment of ``user``'s server process started by ``hub`` (not another test's hub:
-    other test runs on this machine have users of the same names)."""
-    deadline = time.monotonic() + timeout
-    api_url = f"http://127.0.0.1:{hub.hub_port}/hub/api"
-    while time.monotonic() < deadline:
-        for environ in Path("/proc").glob("[0-9]*/environ"):
-            try:
-                raw = environ.read_bytes()
-            except OSError:
-                continue
-            entries = dict(
-                item.split("=", 1)
-                for item in raw.decode(errors="replace").split("\0")
-                if "=" in item
-            )
-            if (
-                entries.get("JUPYTERHUB_USER") == user
-                and entries.get("JUPYTERHUB_API_URL") == api_url
-            ):
-                return entries
-        time.sleep(0.2)
-    raise AssertionError(f"no single-user server process of {user} for the hub on {api_url}")
+    """The environment of ``user``'s server process started by ``hub`` (not another test's hub)."""
+    return server_environment(user, timeout, api_url=f"http://127.0.0.1:{hub.hub_port}/hub/api")
 
 
 def admin(slapd: Slapd) -> ldap3.Connection:
