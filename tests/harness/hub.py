@@ -75,6 +75,11 @@ class Hub:
         )
 
     @property
+    def api_url(self) -> str:
+        """The hub's own API URL, as its servers see it (``JUPYTERHUB_API_URL``)."""
+        return f"http://127.0.0.1:{self.hub_port}/hub/api"
+
+    @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["JUPYTERHUB_CRYPT_KEY"] = self.crypt_key

@@ -102,7 +102,7 @@ class FrontedHub:
 
 def hub_server_environment(hub: Hub, user: str, timeout: float = 30) -> dict[str, str]:
     """The environment of ``user``'s running server spawned by ``hub`` (not another test's hub)."""
-    return server_environment(user, timeout, api_url=f"http://127.0.0.1:{hub.hub_port}/hub/api")
+    return server_environment(user, timeout, api_url=hub.api_url)
 
 
 def start_fronted(root, config: str = HEADER_CONFIG) -> FrontedHub:

@@ -157,7 +157,7 @@ def post_user_data(hub: Hub, user: str, data: dict) -> None:
 
 def server_env(hub: Hub, user: str, timeout: float = 10) -> dict[str, str]:
     """The environment of ``user``'s server process started by ``hub`` (not another test's hub)."""
-    return server_environment(user, timeout, api_url=f"http://127.0.0.1:{hub.hub_port}/hub/api")
+    return server_environment(user, timeout, api_url=hub.api_url)
 
 
 def admin(slapd: Slapd) -> ldap3.Connection:

@@ -34,7 +34,7 @@ def test_a_session_stops_at_its_end_and_the_server_was_told_when(tmp_path: Path,
     ok, message = start(hub, "alice", {**LOCAL, "minutes": 5})
     assert ok, message + "\n" + hub.log()[-3000:]
     end = saved_end(hub, "alice")
-    env = server_environment("alice")
+    env = server_environment("alice", api_url=hub.api_url)
     assert env["GRIDHUB_SESSION_END"] == iso(end)
     assert datetime.fromisoformat(env["GRIDHUB_SESSION_WARNING"]).timestamp() == end - 20
     assert end - time.time() <= 50
@@ -86,7 +86,7 @@ def test_a_session_that_ended_while_the_hub_was_down_stops_when_it_is_back(
     wait_stopped(hub, "carol", timeout=60)
     assert setup.live_records() == []
     try:
-        server_environment("carol", timeout=2)
+        server_environment("carol", timeout=2, api_url=hub.api_url)
     except AssertionError:
         pass  # no notebook process is left
     else:

@@ -53,7 +53,7 @@ def test_this_machine_with_a_gpu_from_the_pool(tmp_path: Path, hub_factory) -> N
     ok, message = start(hub, user, {**LOCAL, "gpus": 1, "cpu": 2}, events=events)
     assert ok, message + "\n" + hub.log()[-3000:]
     assert server_status(hub, user).status_code == 200
-    env = server_environment(user)
+    env = server_environment(user, api_url=hub.api_url)
     assert env["CUDA_VISIBLE_DEVICES"] in ("0", "1")
     assert any(e.startswith("Ordering 2 CPU, 1 GB, 1 GPU from This machine") for e in events), (
         events
