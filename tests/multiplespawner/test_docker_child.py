@@ -115,8 +115,9 @@ def test_a_container_child_runs_the_notebook_with_the_chosen_limits(docker_engin
     assert response.status_code == 400, response.text
     assert engine.docker("ps", "-aq").stdout.strip() == ""
 
-    events: list[str] = []
-    ok, message = start(hub, "alice", {**CONTAINER, "cpu": 1, "memory_gb": 1}, events=events)
+    # (The progress steps are checked in test_spawn.py: a container that starts within the hub's
+    # slow_spawn_timeout answers the POST as started, and the stream then shows only "ready".)
+    ok, message = start(hub, "alice", {**CONTAINER, "cpu": 1, "memory_gb": 1})
     assert ok, message + "\n" + hub.log()[-3000:]
     assert server_status(hub, "alice").status_code == 200
     (info,) = json.loads(engine.docker("inspect", "jupyter-alice").stdout)
@@ -125,7 +126,6 @@ def test_a_container_child_runs_the_notebook_with_the_chosen_limits(docker_engin
     assert (info["HostConfig"]["CpuQuota"], info["HostConfig"]["CpuPeriod"]) == (100_000, 100_000)
     assert info["HostConfig"]["Memory"] == 1024**3
     assert docker_engine.network in info["NetworkSettings"]["Networks"]
-    assert any(e.startswith("Starting the notebook server") for e in events), events
 
     hub.api().delete("/users/alice/server")
     wait_stopped(hub, "alice")
