@@ -36,7 +36,15 @@ def _shot(browser, name: str) -> Path:
 @pytest.mark.browser
 def test_a_student_picks_a_vm_and_lands_in_jupyterlab(tmp_path: Path, hub_factory, browser):
     setup = make_setup(tmp_path / "ms")
-    hub = hub_factory(hub_config(setup, 'c.Spawner.default_url = "/lab"'))
+    # The form's POST answers at once (no slow_spawn_timeout wait), so the progress page is shown
+    # even when the VM comes up in a few seconds.
+    hub = hub_factory(
+        hub_config(
+            setup,
+            'c.Spawner.default_url = "/lab"\n'
+            "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}",
+        )
+    )
     browser.execute_cdp_cmd("Network.enable", {})
     browser.execute_cdp_cmd(
         "Network.setExtraHTTPHeaders",
