@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncssh
@@ -71,6 +72,43 @@ def test_a_notebook_host_reaches_only_the_hub_api(remote, hub_factory):
         time.sleep(0.5)
 
 
+@contextmanager
+def ca_trusting_host(tmp_path: Path) -> Iterator[tuple[SSHHost, Path, Path]]:
+    """A host that trusts only corc's user CA: (host, corc's SSH directory, a known_hosts for it)."""
+    corc_dir = tmp_path / "corc-ssh"
+    ca = SSHAuthenticator(corc_dir, use_certificates=True)
+    host = SSHHost(tmp_path / "vm")
+    host.trust_user_ca(ca.ca_public_key())
+    host.start()
+    try:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(host.known_hosts_line())
+        yield host, corc_dir, known_hosts
+    finally:
+        host.stop()
+
+
+def certificate_hub_config(
+    host: SSHHost, corc_dir: Path, known_hosts: Path, remote_root: Path, extra: str = ""
+) -> str:
+    """A hub whose CloudSSHSpawner logs in to ``host`` with corc-issued certificates."""
+    return (
+        AUTH_CONFIG
+        + f"""
+c.JupyterHub.spawner_class = "cloudssh"
+c.CloudSSHSpawner.remote_hosts = ["{host.address}:{host.port}"]
+c.CloudSSHSpawner.remote_user = "root"
+c.CloudSSHSpawner.corc_ssh_directory = {str(corc_dir)!r}
+c.CloudSSHSpawner.known_hosts = {str(known_hosts)!r}
+c.CloudSSHSpawner.remote_command = [{SINGLEUSER!r}]
+c.CloudSSHSpawner.remote_root = {str(remote_root)!r}
+c.Spawner.args = ["--allow-root"]
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
+"""
+        + extra
+    )
+
+
 def secrets_of(path: Path) -> list[str]:
     """The base64 body of an OpenSSH private key file, in pieces that would show in any dump."""
     lines = [line for line in path.read_text().splitlines() if not line.startswith("-----")]
@@ -81,28 +119,9 @@ def secrets_of(path: Path) -> list[str]:
 
 def test_the_hub_database_holds_no_secret_and_keys_go_at_stop(tmp_path, hub_factory):
     """corc issues the (user, server) key and certificate; the hub's DB keeps paths only."""
-    corc_dir = tmp_path / "corc-ssh"
-    ca = SSHAuthenticator(corc_dir, use_certificates=True)
-    host = SSHHost(tmp_path / "vm")  # trusts the CA only
-    host.trust_user_ca(ca.ca_public_key())
-    host.start()
-    try:
-        known_hosts = tmp_path / "known_hosts"
-        known_hosts.write_text(host.known_hosts_line())
-        hub = hub_factory(
-            AUTH_CONFIG
-            + f"""
-c.JupyterHub.spawner_class = "cloudssh"
-c.CloudSSHSpawner.remote_hosts = ["{host.address}:{host.port}"]
-c.CloudSSHSpawner.remote_user = "root"
-c.CloudSSHSpawner.corc_ssh_directory = {str(corc_dir)!r}
-c.CloudSSHSpawner.known_hosts = {str(known_hosts)!r}
-c.CloudSSHSpawner.remote_command = [{SINGLEUSER!r}]
-c.CloudSSHSpawner.remote_root = {str(tmp_path / "remote-servers")!r}
-c.Spawner.args = ["--allow-root"]
-c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
-"""
-        )
+    remote_root = tmp_path / "remote-servers"
+    with ca_trusting_host(tmp_path) as (host, corc_dir, known_hosts):
+        hub = hub_factory(certificate_hub_config(host, corc_dir, known_hosts, remote_root))
         login(hub, "alice")
         ok, message = spawn(hub, "alice")
         assert ok, message
@@ -118,7 +137,7 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
             "local_port",
             "unfinished",
         }
-        remote = Remote(host, key_file, known_hosts, tmp_path / "remote-servers")
+        remote = Remote(host, key_file, known_hosts, remote_root)
         token = notebook_env(remote, notebook_pid(remote))["JUPYTERHUB_API_TOKEN"]
         secrets = [
             token,
@@ -139,8 +158,6 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
             assert time.monotonic() < deadline, "the key or the notebook outlived the stop"
             time.sleep(0.3)
         assert not Path(f"{key_file}-cert.pub").exists()
-    finally:
-        host.stop()
 
 
 def certificate_expiry(path: str) -> float:
@@ -148,29 +165,13 @@ def certificate_expiry(path: str) -> float:
 
 
 def test_an_expiring_certificate_is_renewed_when_the_tunnel_reconnects(tmp_path, hub_factory):
-    corc_dir = tmp_path / "corc-ssh"
-    ca = SSHAuthenticator(corc_dir, use_certificates=True)
-    host = SSHHost(tmp_path / "vm")
-    host.trust_user_ca(ca.ca_public_key())
-    host.start()
-    try:
-        known_hosts = tmp_path / "known_hosts"
-        known_hosts.write_text(host.known_hosts_line())
+    remote_root = tmp_path / "remote-servers"
+    validity = (
+        "c.CloudSSHSpawner.certificate_validity = 20\nc.CloudSSHSpawner.certificate_margin = 5\n"
+    )
+    with ca_trusting_host(tmp_path) as (host, corc_dir, known_hosts):
         hub = hub_factory(
-            AUTH_CONFIG
-            + f"""
-c.JupyterHub.spawner_class = "cloudssh"
-c.CloudSSHSpawner.remote_hosts = ["{host.address}:{host.port}"]
-c.CloudSSHSpawner.remote_user = "root"
-c.CloudSSHSpawner.corc_ssh_directory = {str(corc_dir)!r}
-c.CloudSSHSpawner.certificate_validity = 20
-c.CloudSSHSpawner.certificate_margin = 5
-c.CloudSSHSpawner.known_hosts = {str(known_hosts)!r}
-c.CloudSSHSpawner.remote_command = [{SINGLEUSER!r}]
-c.CloudSSHSpawner.remote_root = {str(tmp_path / "remote-servers")!r}
-c.Spawner.args = ["--allow-root"]
-c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
-"""
+            certificate_hub_config(host, corc_dir, known_hosts, remote_root, extra=validity)
         )
         login(hub, "alice")
         ok, message = spawn(hub, "alice")
@@ -178,13 +179,11 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
         certificate = spawner_state(hub, "alice")["target"]["certificate_file"]
         first = certificate_expiry(certificate)
         time.sleep(max(0.0, first - time.time() + 1))  # the certificate has expired now
-        remote = Remote(host, Path(certificate), known_hosts, tmp_path / "remote-servers")
+        remote = Remote(host, Path(certificate), known_hosts, remote_root)
         for session in processes(remote, b"sshd: root"):  # cut the connection
-            asyncio.run(asyncio.to_thread(host.run, f"kill -9 {session}"))
+            host.run(f"kill -9 {session}")
         response = status(hub, "alice", timeout=40)
         assert response.status_code == 200, response.text
         assert certificate_expiry(certificate) > first
         assert "Renewed the SSH certificate" in hub.log()
         hub.api().delete("/users/alice/server")
-    finally:
-        host.stop()
