@@ -10,7 +10,6 @@ For 1 and for 50 concurrent spawns it measures:
 from __future__ import annotations
 
 import asyncio
-import logging
 import statistics
 import sys
 import tempfile
@@ -24,64 +23,9 @@ sys.path.insert(0, str(HERE.parent))
 
 import ldap3  # noqa: E402
 
-from ldap_hooks import (  # noqa: E402
-    INCREMENT_ATTRIBUTE,
-    LDAP_SEARCH_ATTRIBUTE_QUERY,
-    LDAPHooks,
-    provision,
-)
+from ldap_hooks import provision  # noqa: E402
+from tests.harness.ldap_stand_ins import Spawner, listing_7_hooks  # noqa: E402
 from tests.harness.slapd import Slapd  # noqa: E402
-
-
-class User:
-    """The part of a JupyterHub user the hook reads."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    async def get_auth_state(self) -> dict:
-        return {"User": {"CERT": f"/O=KU/CN=Bench {self.name}"}}  # listing 7's User.CERT
-
-
-class Spawner:
-    """The part of a JupyterHub spawner the hook reads and writes."""
-
-    log = logging.getLogger("bench")
-
-    def __init__(self, name: str) -> None:
-        self.user = User(name)
-        self.environment: dict[str, str] = {}
-
-
-def hooks_for(slapd: Slapd) -> LDAPHooks:
-    base = slapd.suffix
-    return LDAPHooks(
-        url=slapd.url,
-        user=slapd.rootdn,
-        password=slapd.password,
-        base_dn=base,
-        submit_spawner_attribute_keys=["User", "CERT"],
-        replace_object_with={"/": "+"},
-        dynamic_attributes={"uidNumber": LDAP_SEARCH_ATTRIBUTE_QUERY},
-        search_attribute_queries=[
-            {
-                "search_base": base,
-                "search_filter": "(objectclass=x-nextUserIdentifier)",
-                "attributes": ["uidNumber"],
-            }
-        ],
-        search_result_operations={
-            "uidNumber": {"action": INCREMENT_ATTRIBUTE, "modify_dn": f"cn=uidNext,{base}"}
-        },
-        object_classes=["x-certsDistinguishedName", "posixAccount"],
-        object_attributes={
-            "uid": "{uid}",
-            "uidNumber": "{uidNumber}",
-            "gidNumber": "100",
-            "homeDirectory": "/home/{uid}",
-        },
-        set_spawner_attributes={"environment": {"NB_UID": "{uidNumber}"}},
-    )
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -104,7 +48,7 @@ async def timed_batch(make_call, names: list[str], concurrency: int) -> list[flo
 
 
 async def measure(slapd: Slapd, concurrency: int, count: int, prefix: str) -> None:
-    hooks = hooks_for(slapd)
+    hooks = listing_7_hooks(slapd)
     names = [f"{prefix}{i}" for i in range(count)]
 
     async def hook(name: str) -> None:

@@ -7,57 +7,11 @@ apply) calling ``provision`` at the same moment; the directory is a real slapd.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 
-from ldap_hooks import (
-    INCREMENT_ATTRIBUTE,
-    LDAP_SEARCH_ATTRIBUTE_QUERY,
-    LDAPHookError,
-    LDAPHooks,
-    provision,
-)
+from ldap_hooks import LDAPHookError, provision
+from tests.harness.ldap_stand_ins import Spawner, listing_7_hooks
 from tests.ldap_hooks.conftest import posix_accounts
-
-
-class User:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    async def get_auth_state(self) -> dict:
-        return {"User": {"CERT": f"/O=KU/CN=Person {self.name}"}}
-
-
-class Spawner:
-    log = logging.getLogger("test_two_hubs")
-
-    def __init__(self, name: str) -> None:
-        self.user = User(name)
-        self.environment: dict[str, str] = {}
-
-
-def hooks_for(slapd) -> LDAPHooks:
-    base = slapd.suffix
-    return LDAPHooks(
-        url=slapd.url,
-        user=slapd.rootdn,
-        password=slapd.password,
-        base_dn=base,
-        submit_spawner_attribute_keys=["User", "CERT"],
-        replace_object_with={"/": "+"},
-        dynamic_attributes={"uidNumber": LDAP_SEARCH_ATTRIBUTE_QUERY},
-        search_result_operations={
-            "uidNumber": {"action": INCREMENT_ATTRIBUTE, "modify_dn": f"cn=uidNext,{base}"}
-        },
-        object_classes=["x-certsDistinguishedName", "posixAccount"],
-        object_attributes={
-            "uid": "{uid}",
-            "uidNumber": "{uidNumber}",
-            "gidNumber": "100",
-            "homeDirectory": "/home/{uid}",
-        },
-        set_spawner_attributes={"environment": {"NB_UID": "{uidNumber}"}},
-    )
 
 
 def one_hub(slapd, name: str, barrier: threading.Barrier, outcomes: dict[str, str]) -> None:
@@ -65,7 +19,7 @@ def one_hub(slapd, name: str, barrier: threading.Barrier, outcomes: dict[str, st
 
     async def spawn() -> None:
         barrier.wait()  # this loop has nothing else to do
-        await provision(hooks_for(slapd), Spawner(name))
+        await provision(listing_7_hooks(slapd), Spawner(name))
 
     try:
         asyncio.run(spawn())
