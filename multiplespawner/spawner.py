@@ -30,6 +30,7 @@ from .config import (
 from .errors import ConfigError, OptionsError, SpawnFailed
 from .expiry import SessionExpiry
 from .form import render_form
+from .homes import PersistentHomes
 from .options import Choice, Space, build_space, from_form, json_schema, validate
 from .orchestration import CorcSettings, Provisioning, record_store
 from .placeholders import RESOURCE_PLACEHOLDERS, fill, uses_resource
@@ -51,7 +52,7 @@ def _options_applied_in_pre_spawn_hook(spawner: MultipleSpawner, user_options: d
     """The hub's apply_user_options step: ours are validated and applied in run_pre_spawn_hook."""
 
 
-class MultipleSpawner(SessionExpiry):
+class MultipleSpawner(SessionExpiry, PersistentHomes):
     """Offers every configured (provider, resource type, image) with CPU, memory, GPUs and
     session minutes, orders the resource through corc when it needs one, and runs the template's
     sub-spawner on it. The sub-spawner is owned fully: built before ``start()`` so the hub's hooks,
@@ -310,7 +311,9 @@ class MultipleSpawner(SessionExpiry):
             if trait not in kwargs and not configured(self.config, cls, trait):
                 kwargs[trait] = int(self._timeout(kind, name))
         kwargs.update(choice_kwargs(cls, self.choice, self.offer.deployment))
-        return build_child(self, cls, kwargs)
+        child = build_child(self, cls, kwargs)
+        self.persistent_home_apply(child)
+        return child
 
     def _apply_resource_kwargs(self) -> None:
         """Settings that need the resource (``{endpoint}``, ...), GPUs and the SSH target."""
@@ -508,6 +511,7 @@ class MultipleSpawner(SessionExpiry):
             self._child_starting = True
             self._news.set()
             self.session_expiry_prepare(self.child, choice.minutes)
+            await self.persistent_home_prepare(self.child)
             url = await self.child.start()
             await self.session_expiry_start()
             timer.succeeded()
