@@ -10,6 +10,11 @@ and speaks SFTP on its stdin/stdout; the hub pumps those bytes to and from the s
 key, password or port for the mount exists on the remote host: the storage is reachable only
 through this one channel, and the FUSE mount (without ``allow_other``) only by the mounting user.
 
+The home can also live on an external SFTP service the institution runs (ERDA, say): then the hub
+logs in to that service itself (with the user's forwarded credential, checking the service's pinned
+host key), opens its ``sftp`` subsystem and pumps that channel to the same passive sshfs. The
+credential stays in the hub's memory; the remote host never sees it.
+
 When the SSH connection drops, sshfs sees EOF and unmounts; the spawner mounts again after the
 reconnect. ``unmount()`` removes the mount at stop, after the notebook has exited.
 """
@@ -24,7 +29,9 @@ import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -116,6 +123,226 @@ def prepare_server(root: str, username: str) -> list[str]:
     return argv
 
 
+@dataclass(frozen=True)
+class ExternalSFTP:
+    """An external SFTP service holding the user's home, and the credential the hub logs in with.
+
+    Exactly one of ``password`` and ``private_key`` (OpenSSH or PEM text) is given; neither is
+    shown by ``repr``. ``path`` is the directory to mount on the service (empty: the login
+    directory). The service's host key must be in ``known_hosts``.
+    """
+
+    host: str
+    port: int
+    known_hosts: str
+    username: str
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    path: str = ""
+    connect_timeout: float = 30
+
+    def __post_init__(self) -> None:
+        if (self.password is None) == (self.private_key is None):
+            raise HomeError("give the storage service exactly one of a password and a private key")
+
+
+#: Keys of ``CloudSSHSpawner.persistent_home_sftp`` and their defaults (None: required).
+SFTP_SETTINGS: dict[str, Any] = {
+    "host": None,
+    "port": 22,
+    "known_hosts": None,
+    "username": "{username}",
+    "username_key": "",
+    "password_key": "",
+    "private_key_key": "",
+    "path": "",
+}
+
+
+def check_sftp_setting(setting: dict[str, Any]) -> dict[str, Any]:
+    """``setting`` with its defaults filled in; a ValueError naming the bad key otherwise."""
+    unknown = sorted(set(setting) - set(SFTP_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"persistent_home_sftp has unknown keys {unknown}; allowed: {sorted(SFTP_SETTINGS)}"
+        )
+    checked = {key: setting.get(key, default) for key, default in SFTP_SETTINGS.items()}
+    for key, value in checked.items():
+        if value is None:
+            raise ValueError(f"persistent_home_sftp needs {key!r}")
+        expected, kind = (int, "an integer") if key == "port" else (str, "a string")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ValueError(f"persistent_home_sftp[{key!r}] must be {kind}, got {value!r}")
+    if not checked["host"].strip():
+        raise ValueError("persistent_home_sftp['host'] is empty")
+    if not 0 < checked["port"] < 65536:
+        raise ValueError(f"persistent_home_sftp['port'] {checked['port']} is not a TCP port")
+    if not os.path.isabs(checked["known_hosts"]):
+        raise ValueError(
+            "persistent_home_sftp['known_hosts'] must be the absolute path of a known_hosts file"
+            " holding the service's host key"
+        )
+    if bool(checked["password_key"]) == bool(checked["private_key_key"]):
+        raise ValueError(
+            "persistent_home_sftp needs exactly one of 'password_key' and 'private_key_key' (the"
+            " auth_state key the login stores the user's credential for the service under)"
+        )
+    return checked
+
+
+def _lookup(auth_state: dict[str, Any], key: str) -> Any:
+    """``auth_state[key]``; a dotted key reaches into nested objects (``mount.PASSWORD``)."""
+    value: Any = auth_state
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def external_sftp(
+    setting: dict[str, Any], username: str, auth_state: dict[str, Any] | None
+) -> ExternalSFTP:
+    """The service of a checked ``setting`` for ``username``, with the credential its login
+    stored in ``auth_state``; a HomeError saying what is missing otherwise."""
+    state = auth_state or {}
+    credential_key = setting["password_key"] or setting["private_key_key"]
+    credential = _lookup(state, credential_key)
+    if not isinstance(credential, str) or not credential:
+        raise HomeError(
+            f"no credential for the storage service {setting['host']} came with your login"
+            f" ({credential_key!r} is missing): sign in again through the front page"
+        )
+    login = setting["username"].replace("{username}", username)
+    if setting["username_key"]:
+        login = _lookup(state, setting["username_key"])
+        if not isinstance(login, str) or not login:
+            raise HomeError(
+                f"no user name for the storage service {setting['host']} came with your login"
+                f" ({setting['username_key']!r} is missing): sign in again through the front page"
+            )
+    return ExternalSFTP(
+        host=setting["host"],
+        port=setting["port"],
+        known_hosts=setting["known_hosts"],
+        username=login,
+        password=credential if setting["password_key"] else None,
+        private_key=credential if setting["private_key_key"] else None,
+        path=setting["path"].replace("{username}", username),
+    )
+
+
+class _Source:
+    """An SFTP server's byte stream: ``reader`` (its replies), ``writer`` (our requests)."""
+
+    reader: Any
+    writer: Any
+
+    def end_input(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class _SandboxedServer(_Source):
+    """OpenSSH's sftp-server serving one hub-side directory from a bubblewrap sandbox."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.reader, self.writer = process.stdout, process.stdin
+
+    @classmethod
+    async def start(cls, root: str, username: str) -> _SandboxedServer:
+        argv = await asyncio.to_thread(prepare_server, root, username)
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    def end_input(self) -> None:
+        self.writer.close()
+
+    async def close(self) -> None:
+        server = self.process
+        with contextlib.suppress(ProcessLookupError):
+            if server.returncode is None and server.stdin is not None:
+                server.stdin.close()
+        try:
+            await asyncio.wait_for(server.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                server.kill()
+            await server.wait()
+
+
+class _ExternalServer(_Source):
+    """The ``sftp`` subsystem of an external SFTP service, opened by the hub."""
+
+    def __init__(
+        self, conn: asyncssh.SSHClientConnection, process: asyncssh.SSHClientProcess[bytes]
+    ) -> None:
+        self.conn, self.process = conn, process
+        self.reader, self.writer = process.stdout, process.stdin
+
+    @classmethod
+    async def open(cls, service: ExternalSFTP) -> _ExternalServer:
+        where = f"{service.host}:{service.port}"
+        try:
+            keys = [asyncssh.import_private_key(service.private_key)] if service.private_key else []
+        except (asyncssh.KeyImportError, ValueError):
+            raise HomeError(
+                f"the private key forwarded for the storage service {where} cannot be read"
+            ) from None
+        try:
+            conn = await asyncio.wait_for(
+                asyncssh.connect(
+                    service.host,
+                    port=service.port,
+                    username=service.username,
+                    password=service.password,
+                    client_keys=keys or None,  # [] would load ~/.ssh's keys
+                    preferred_auth="publickey" if keys else "password,keyboard-interactive",
+                    known_hosts=service.known_hosts,
+                    agent_path=None,
+                    config=[],
+                    connect_timeout=service.connect_timeout,
+                ),
+                service.connect_timeout + 5,
+            )
+        except asyncssh.HostKeyNotVerifiable:
+            raise HomeError(
+                f"the host key of the storage service {where} does not match"
+                f" {service.known_hosts}; refusing to send it your credentials"
+            ) from None
+        except asyncssh.PermissionDenied:
+            raise HomeError(
+                f"the storage service {where} refused the login of {service.username!r}"
+                " (wrong or expired credentials: sign in again)"
+            ) from None
+        except (OSError, asyncssh.Error, TimeoutError) as error:
+            reason = str(error) or type(error).__name__
+            raise HomeError(f"cannot reach the storage service {where}: {reason}") from None
+        try:
+            process = await conn.create_process(subsystem="sftp", encoding=None)
+        except (OSError, asyncssh.Error) as error:
+            conn.close()
+            raise HomeError(f"the storage service {where} offers no SFTP: {error}") from None
+        return cls(conn, process)
+
+    def end_input(self) -> None:
+        self.writer.write_eof()
+
+    async def close(self) -> None:
+        self.process.close()
+        self.conn.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.conn.wait_closed(), 5)
+
+
 async def _pump(read: object, write: object, end: object) -> None:
     """Copy ``read`` to ``write`` until EOF, then call ``end`` (``write_eof``/``close``)."""
     try:
@@ -130,7 +357,10 @@ async def _pump(read: object, write: object, end: object) -> None:
 
 
 class PersistentHome:
-    """One user's hub-side home, mounted on one remote host through one SSH connection."""
+    """One user's home, mounted on one remote host through one SSH connection.
+
+    The home is ``root/username`` on the hub side, or the ``external`` SFTP service when given.
+    """
 
     def __init__(
         self,
@@ -141,6 +371,7 @@ class PersistentHome:
         *,
         sshfs_options: str = "",
         mount_timeout: float = 30,
+        external: ExternalSFTP | None = None,
     ) -> None:
         self.root = root
         self.username = username
@@ -148,8 +379,9 @@ class PersistentHome:
         self.log = log
         self.sshfs_options = sshfs_options
         self.mount_timeout = mount_timeout
+        self.external = external
         self.path = ""  # the absolute mount point on the remote host, once mounted
-        self._server: asyncio.subprocess.Process | None = None
+        self._server: _Source | None = None
         self._client: asyncssh.SSHClientProcess[bytes] | None = None
         self._pumps: list[asyncio.Task[None]] = []
 
@@ -158,40 +390,46 @@ class PersistentHome:
         return user_directory(self.root, self.username)
 
     @property
+    def description(self) -> str:
+        if self.external is not None:
+            return f"the storage service {self.external.host}:{self.external.port}"
+        return "the hub's storage"
+
+    @property
     def mounted(self) -> bool:
         return self._client is not None and self._client.exit_status is None
 
     async def mount(self, conn: asyncssh.SSHClientConnection) -> str:
         """Mount the home at ``mount_point`` on ``conn``'s host; its absolute path there."""
         await self.close()
-        argv = await asyncio.to_thread(prepare_server, self.root, self.username)
         result = await self._run(conn, shell(PREPARE, self.mount_point))
         path = result.strip().splitlines()[-1] if result.strip() else ""
         if not path.startswith("/"):
             raise HomeError(f"cannot resolve the mount point {self.mount_point!r}")
-        self._server = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        if self.external is not None:
+            self._server = await _ExternalServer.open(self.external)
+            served = self.external.path
+        else:
+            self._server = await _SandboxedServer.start(self.root, self.username)
+            served = SANDBOX_HOME
         try:
             options = f",{self.sshfs_options}" if self.sshfs_options else ""
             self._client = await conn.create_process(
-                shell(MOUNT, path, SANDBOX_HOME, options), encoding=None
+                shell(MOUNT, path, served, options), encoding=None
             )
             server, client = self._server, self._client
-            assert server.stdin is not None and server.stdout is not None
             self._pumps = [
-                asyncio.ensure_future(_pump(client.stdout, server.stdin, server.stdin.close)),
-                asyncio.ensure_future(_pump(server.stdout, client.stdin, client.stdin.write_eof)),
+                asyncio.ensure_future(_pump(client.stdout, server.writer, server.end_input)),
+                asyncio.ensure_future(_pump(server.reader, client.stdin, client.stdin.write_eof)),
             ]
             await self._wait_mounted(conn, path)
         except BaseException:
             await self.close()
             raise
         self.path = path
-        self.log.info("Mounted %s's persistent home at %s", self.username, path)
+        self.log.info(
+            "Mounted %s's persistent home (%s) at %s", self.username, self.description, path
+        )
         return path
 
     async def _run(self, conn: asyncssh.SSHClientConnection, command: str) -> str:
@@ -242,13 +480,5 @@ class PersistentHome:
             task.cancel()
         self._pumps = []
         if server is not None:
-            with contextlib.suppress(ProcessLookupError):
-                if server.returncode is None and server.stdin is not None:
-                    server.stdin.close()
-            try:
-                await asyncio.wait_for(server.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    server.kill()
-                await server.wait()
+            await server.close()
         self.path = ""

@@ -13,10 +13,10 @@ from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import url_path_join
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
 from . import remote
-from .home import HomeError, PersistentHome
+from .home import HomeError, PersistentHome, check_sftp_setting, external_sftp
 from .target import SSHTarget
 from .tunnel import DEFAULT_CIPHERS, Forwards, Refresher, Tunnel, TunnelError
 
@@ -192,6 +192,30 @@ class CloudSSHSpawner(Spawner):
         ``persistent_home_mount`` on the remote host before the notebook starts, and is the
         notebook's working directory and $HOME. Empty: no persistent home.""",
     )
+    persistent_home_sftp = Dict(
+        config=True,
+        help="""Instead of ``persistent_home_root``: an external SFTP service (ERDA, say) that holds
+        each user's home. The hub logs in to it with the credential the user's login stored in
+        auth_state (e.g. a header forwarded to the HeaderAuthenticator; needs
+        ``enable_auth_state``), checks its host key, and relays its SFTP to the mount: the
+        credential never reaches the remote host. Keys: ``host``; ``port`` (22); ``known_hosts``
+        (absolute path of a file with the service's host key); ``username`` (template,
+        ``{username}``: the hub user; default ``{username}``) or ``username_key`` (auth_state
+        key); ``password_key`` or ``private_key_key`` (the auth_state key of the password, or of
+        an OpenSSH/PEM private key); ``path`` (directory to mount on the service, ``{username}``
+        expanded; empty: the login directory). Keys may be dotted (``mount.PASSWORD``) to reach
+        into a JSON header's object.""",
+    )
+
+    @validate("persistent_home_sftp")
+    def _check_persistent_home_sftp(self, proposal: Any) -> dict[str, Any]:
+        if not proposal["value"]:
+            return {}
+        try:
+            return check_sftp_setting(dict(proposal["value"]))
+        except ValueError as error:
+            raise TraitError(f"CloudSSHSpawner.{error}") from None
+
     persistent_home_mount = Unicode(
         "work",
         config=True,
@@ -371,7 +395,8 @@ class CloudSSHSpawner(Spawner):
             await tunnel.run(
                 remote.shell(remote.SET_HUB_PORT, self.remote_dir, str(tunnel.forwards.api_port))
             )
-        if self.pid and self.persistent_home_root:  # sshfs ended with the old connection
+        if self.pid and (self.persistent_home_root or self.persistent_home_sftp):
+            # sshfs ended with the old connection (or with the hub, after a restart)
             try:
                 await self._mount_home(tunnel)
             except HomeError as error:
@@ -379,16 +404,11 @@ class CloudSSHSpawner(Spawner):
 
     async def _mount_home(self, tunnel: Tunnel) -> dict[str, str]:
         """Mount the persistent home; the notebook's environment for it (see the traits)."""
-        if not self.persistent_home_root:
+        if not self.persistent_home_root and not self.persistent_home_sftp:
             return {}
-        if self.home is None:
-            self.home = PersistentHome(
-                self.persistent_home_root,
-                self.user.name,
-                self._expand(self.persistent_home_mount),
-                self.log,
-            )
         try:
+            if self.home is None:
+                self.home = await self._new_home()
             await tunnel.connect()
             assert tunnel._conn is not None  # the tunnel's live connection carries the mount
             path = await self.home.mount(tunnel._conn)
@@ -400,10 +420,29 @@ class CloudSSHSpawner(Spawner):
             return {"GRIDHUB_EPHEMERAL_HOME": message}
         return {"HOME": path, "GRIDHUB_PERSISTENT_HOME": path}
 
+    async def _new_home(self) -> PersistentHome:
+        if self.persistent_home_root and self.persistent_home_sftp:
+            raise HomeError(
+                "the hub sets both persistent_home_root and persistent_home_sftp; an admin must"
+                " choose one"
+            )
+        external = None
+        if self.persistent_home_sftp:
+            auth_state = await self.user.get_auth_state()
+            external = external_sftp(self.persistent_home_sftp, self.user.name, auth_state)
+        return PersistentHome(
+            self.persistent_home_root,
+            self.user.name,
+            self._expand(self.persistent_home_mount),
+            self.log,
+            external=external,
+        )
+
     async def _unmount_home(self) -> None:
         if self.home is not None:
             conn = self.tunnel._conn if self.tunnel is not None else None
             await self.home.unmount(conn if conn is not None and not conn.is_closed() else None)
+            self.home = None  # the next start reads the (maybe renewed) credential again
 
     def _connect_ip(self) -> str:
         if self.local_forward_connect_ip:

@@ -3,13 +3,14 @@
 # its driver (spawn-page tests), OpenLDAP (ldap_hooks tests), OpenSSH
 # and iproute2 (remote hosts in network namespaces), SLURM and munge (a throwaway cluster for
 # batchspawner), Docker and debootstrap (DockerSpawner on a confined engine with a locally made
-# image), sshfs and bubblewrap (persistent homes), and the npm configurable-http-proxy
+# image), sshfs and bubblewrap (persistent homes), openssl (a password hash for the test SFTP
+# service), and the npm configurable-http-proxy
 # (JupyterHub's proxy) into .venv.
 # Idempotent: whatever is already there is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps slurm-wlm munge sshfs bubblewrap docker.io debootstrap)
+DEBIAN_PACKAGES=(nginx chromium chromium-driver slapd ldap-utils openssh-server openssh-client iproute2 procps slurm-wlm munge sshfs bubblewrap docker.io debootstrap openssl)
 declare -A PROVIDES=(
     [nginx]=/usr/sbin/nginx
     [chromium]=/usr/bin/chromium
@@ -26,6 +27,7 @@ declare -A PROVIDES=(
     [debootstrap]=/usr/sbin/debootstrap
     [sshfs]=/usr/bin/sshfs
     [bubblewrap]=/usr/bin/bwrap
+    [openssl]=/usr/bin/openssl
 )
 
 missing=()
