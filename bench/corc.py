@@ -8,13 +8,22 @@ Baselines, the bare libcloud calls a script would make with a size and image alr
 
 corc: ``Orchestrator.setup()`` (record first, size choice, image lookup, tags at birth, wait until
 running) then ``tear_down()`` (delete, record update). All run in this process against the same
-moto server, interleaved. Prints the median time per create+delete, the ratios, the provider API
-calls corc makes, and where corc's time goes: inside provider calls vs. its own bookkeeping
-(record writes, thread hops, size choice).
+moto server, taking turns within each round (the order rotates from round to round, so load
+changes weigh on all three alike). Prints the median and p90 time per create+delete, both ratios,
+the provider API calls corc makes, and where corc's time goes: inside provider calls (with the
+thread hop to corc's pool) vs. its own bookkeeping (record writes, size choice, user data).
+
+The fair ratio is the one against create + wait until running + destroy: ``setup()`` promises a
+*running* machine (its public address is only known then), so the read that sees it running is
+part of the work, not overhead; the other ratio is printed because the issue's first baseline was
+that one.
+
+Usage: python bench/corc.py [--rounds 60]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import sys
@@ -29,12 +38,19 @@ from corc_core import RecordStore  # noqa: E402
 from corc_core.providers.libcloud import LibcloudOrchestrator  # noqa: E402
 from tests.harness.clouds import ec2_options, start_moto  # noqa: E402
 
-ROUNDS = 30
 IMAGE = "ami-03cf127a"
+
+
+def p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1]
 
 
 async def main() -> None:
     from libcloud.compute.providers import get_driver
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=60, help="create+delete rounds of each")
+    rounds = parser.parse_args().rounds
 
     with tempfile.TemporaryDirectory() as tmp:
         moto, port = start_moto(Path(tmp))
@@ -58,7 +74,7 @@ async def main() -> None:
 
             store = RecordStore(Path(tmp) / "records.sqlite")
             calls: list[int] = []
-            in_provider: list[float] = []
+            outside: list[float] = []
             in_store = [0.0]
             for name in ("create", "update", "get", "release"):
                 method = getattr(store, name)
@@ -88,45 +104,64 @@ async def main() -> None:
                         spent += time.perf_counter() - start
 
                 orchestrator.call_blocking = timed  # type: ignore[method-assign]
+                start = time.perf_counter()
                 await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
                 await orchestrator.tear_down()
+                outside.append(time.perf_counter() - start - spent)
                 calls.append(orchestrator.api_calls)
-                in_provider.append(spent)
 
             raw()
             raw_waiting()
             await ours()  # warm-up (catalogue cache, key pair, connections)
             calls.clear()
-            in_provider.clear()
+            outside.clear()
             in_store[0] = 0.0
             times: dict[str, list[float]] = {"raw": [], "raw_waiting": [], "ours": []}
-            for _ in range(ROUNDS):
-                for name, run in (("raw", raw), ("raw_waiting", raw_waiting)):
+
+            async def bare(run) -> None:
+                await asyncio.to_thread(run)
+
+            variants = [("raw", lambda: bare(raw)), ("raw_waiting", lambda: bare(raw_waiting))]
+            variants.append(("ours", ours))
+            for index in range(rounds):
+                turn = variants[index % 3 :] + variants[: index % 3]
+                for name, run in turn:
                     start = time.perf_counter()
-                    await asyncio.to_thread(run)
+                    await run()
                     times[name].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                await ours()
-                times["ours"].append(time.perf_counter() - start)
         finally:
             moto.stop()
     ms = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    provider_ms = statistics.median(in_provider) * 1000
-    print(f"corc: raw libcloud create+destroy          {ms['raw']:7.1f} ms (median of {ROUNDS})")
-    print(f"corc: raw create+describe+destroy     {ms['raw_waiting']:7.1f} ms")
-    print(f"corc: corc setup+tear_down                 {ms['ours']:7.1f} ms")
-    store_ms = in_store[0] / ROUNDS * 1000
+    tail = {name: p90(values) * 1000 for name, values in times.items()}
+    outside_ms = statistics.median(outside) * 1000
+    store_ms = in_store[0] / rounds * 1000
+    for name, label in (
+        ("raw", "bare create+destroy"),
+        ("raw_waiting", "bare create+wait running+destroy"),
+        ("ours", "corc setup+tear_down"),
+    ):
+        print(
+            f"corc: {label:34s} median {ms[name]:7.1f} ms, p90 {tail[name]:7.1f} ms"
+            f" ({rounds} rounds, turns rotating)"
+        )
     print(
-        f"corc:   of which in provider calls {provider_ms:.1f} ms,"
-        f" outside them {ms['ours'] - provider_ms:.1f} ms"
-        f" (record store: {store_ms:.2f} ms for 5 writes; the rest is the provider's own"
-        " code on the loop: size choice, user data)"
+        f"corc:   corc's own time outside provider calls (and their hop to its pool):"
+        f" median {outside_ms:.1f} ms (record store {store_ms:.2f} ms for 5 writes; the rest:"
+        " size choice, user data with a fresh host key, the driver object)"
     )
-    print(f"corc: ratio corc/raw create+destroy = {ms['ours'] / ms['raw']:.2f}")
-    print(f"corc: ratio corc/raw same work (with the wait) = {ms['ours'] / ms['raw_waiting']:.2f}")
+    for name, label in (("raw_waiting", "same work (fair)"), ("raw", "create+destroy only")):
+        print(
+            f"corc: ratio corc / bare {label:20s} median {ms['ours'] / ms[name]:.2f},"
+            f" p90 {tail['ours'] / tail[name]:.2f}"
+        )
+    print(
+        "corc:   the fair ratio is the one against the same work: setup() returns a *running*"
+        " machine (its address is known only then), so the read that sees it running is part of"
+        " the job; create+destroy alone never waits for the machine, which no user of it can do"
+    )
     print(
         f"corc: provider API calls per setup+tear_down = {statistics.median(calls):.0f}"
-        " (raw: 2 without the wait, 3 with it)"
+        " (bare: 2 without the wait, 3 with it)"
     )
 
 

@@ -9,15 +9,18 @@ place: a ``DriverExtras`` per driver name in ``EXTRAS``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import json
 import re
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import asyncssh
-import yaml
 
 from ..credentials import SSHCredentials
 from ..errors import ConfigError, ProviderError, ResourceNotFound
@@ -43,12 +46,74 @@ _STATES = {
 
 HOST_KEY_SOURCES = ("user_data", "console", "none")
 
-# Sizes and images change rarely but cost a lot to fetch (EC2's list_sizes builds ~800 sizes from
-# pricing data, ~18 ms): they are kept per driver, region and account for CATALOGUE_TTL seconds.
-CATALOGUE_TTL = 600.0
 # How long after a create a "no such node" answer may be the provider's eventual consistency.
 CONSISTENCY_WINDOW = 30.0
-_catalogue: dict[str, tuple[float, Any]] = {}
+#: DescribeInstances page size: AWS's maximum (moto honours it too). One page per 1,000 instances
+#: instead of one per 100: fewer round trips, and moto, which filters every instance again for
+#: each page, stays linear up to that many.
+EC2_PAGE_SIZE = 1000
+
+_MISSING = object()
+
+
+class Catalogue:
+    """What provider accounts offer (sizes, size choices, images, locations, key pairs), kept for
+    ``ttl`` seconds and at most ``max_entries`` entries (the least recently used go first).
+
+    Sizes and images change rarely but cost a lot to fetch and to choose from (EC2's
+    ``list_sizes`` builds ~800 sizes from pricing data): one process-wide catalogue lets every
+    orchestrator of the same account (one per spawn) reuse them. Keys name the driver, its
+    keyword arguments (region, endpoint) and the account, so accounts never share entries.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 600.0,
+        max_entries: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        """The value, or ``_MISSING`` when absent or older than ``ttl``."""
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return _MISSING
+            if self._clock() - hit[0] >= self.ttl:
+                del self._entries[key]
+                return _MISSING
+            self._entries.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._entries[key] = (self._clock(), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: The process-wide catalogue of every libcloud account in use.
+CATALOGUE = Catalogue()
+
+
+@functools.lru_cache(maxsize=64)
+def _create_parameters(driver_class: type) -> frozenset[str]:
+    """The keyword arguments a driver class's ``create_node`` takes (inspected once per class)."""
+    return frozenset(inspect.signature(driver_class.create_node).parameters)
+
 
 _HOST_KEYS = re.compile(
     r"-----BEGIN SSH HOST KEY KEYS-----\s*(.*?)\s*-----END SSH HOST KEY KEYS-----", re.S
@@ -88,7 +153,9 @@ def host_key_user_data() -> tuple[str, str]:
             "ed25519_public": public,
         },
     }
-    return "#cloud-config\n" + yaml.safe_dump(config, default_flow_style=False), public
+    # JSON is YAML (cloud-init reads it as such), and json.dumps is ~50x faster than PyYAML's
+    # emitter, which cost a few milliseconds on the event loop per create.
+    return "#cloud-config\n" + json.dumps(config, indent=1) + "\n", public
 
 
 class DriverExtras:
@@ -134,7 +201,7 @@ class DriverExtras:
         location: Any,
         user_data: str | None,
     ) -> dict[str, Any]:
-        accepted = inspect.signature(driver.create_node).parameters
+        accepted = _create_parameters(type(driver))
         kwargs: dict[str, Any] = {}
         if "ex_metadata" in accepted:
             kwargs["ex_metadata"] = tags
@@ -147,7 +214,7 @@ class DriverExtras:
         return kwargs
 
     def takes_user_data(self, driver: Any) -> bool:
-        return "ex_userdata" in inspect.signature(driver.create_node).parameters
+        return "ex_userdata" in _create_parameters(type(driver))
 
     def images_named(self, driver: Any, name: str) -> list[Any]:
         """The images called ``name``."""
@@ -190,12 +257,14 @@ class EC2Extras(DriverExtras):
         return nodes[0] if nodes else None
 
     def list_nodes(self, driver: Any, tags: dict[str, str]) -> list[Any]:
-        """Every page: DescribeInstances answers 100 reservations at a time with a ``nextToken``
-        (AWS and moto), and libcloud's ``list_nodes`` reads only the first page."""
+        """Every page: DescribeInstances answers ``EC2_PAGE_SIZE`` reservations at a time with a
+        ``nextToken`` (AWS and moto), and libcloud's ``list_nodes`` reads only the first page.
+        Elastic IPs come from one DescribeAddresses for all nodes, matched by instance id
+        (libcloud's own matching parses every address once per node)."""
         from libcloud.compute.drivers.ec2 import NAMESPACE
         from libcloud.utils.xml import findall, findtext
 
-        params = {"Action": "DescribeInstances"}
+        params = {"Action": "DescribeInstances", "MaxResults": str(EC2_PAGE_SIZE)}
         params.update(driver._build_filters({f"tag:{k}": v for k, v in tags.items()}))
         nodes: list[Any] = []
         while True:
@@ -206,9 +275,17 @@ class EC2Extras(DriverExtras):
             if not token:
                 break
             params["NextToken"] = token
-        addresses = driver.ex_describe_addresses(nodes) if nodes else {}
-        for node in nodes:
-            node.public_ips.extend(addresses.get(node.id, []))
+        if nodes:
+            addresses = driver.connection.request(
+                driver.path, params={"Action": "DescribeAddresses"}
+            ).object
+            elastic: dict[str, list[str]] = {}
+            for address in driver._to_addresses(addresses, only_associated=True):
+                elastic.setdefault(address.instance_id, []).append(address.ip)
+            for node in nodes:
+                for ip in elastic.get(node.id, ()):
+                    if ip not in node.public_ips:
+                        node.public_ips.append(ip)
         return nodes
 
     def locations(self, driver: Any) -> list[tuple[str, Any]]:
@@ -370,6 +447,7 @@ class LibcloudOrchestrator(Orchestrator):
         return [shape for shape, _ in await self._sizes()]
 
     def _cache_key(self, what: str, *args: Any) -> str:
+        """A catalogue key: ``what`` and ``args`` for this driver, endpoint and account."""
         return json.dumps(
             [
                 what,
@@ -384,19 +462,18 @@ class LibcloudOrchestrator(Orchestrator):
 
     async def _cached(self, what: str, method: str, *args: Any) -> Any:
         key = self._cache_key(what, *args)
-        hit = _catalogue.get(key)
-        if hit is not None and time.monotonic() - hit[0] < CATALOGUE_TTL:
-            return hit[1]
-        value = await self._call(method, *args)
-        _catalogue[key] = (time.monotonic(), value)
+        value = CATALOGUE.get(key)
+        if value is _MISSING:
+            value = await self._call(method, *args)
+            CATALOGUE.put(key, value)
         return value
 
     async def _sizes(self) -> list[tuple[Shape, Any]]:
         """(shape, libcloud size) for every size with a known CPU count and memory."""
         key = self._cache_key("shapes")
-        hit = _catalogue.get(key)
-        if hit is not None and time.monotonic() - hit[0] < CATALOGUE_TTL:
-            return hit[1]
+        pairs = CATALOGUE.get(key)
+        if pairs is not _MISSING:
+            return pairs
         sizes = await self._cached("sizes", "list_sizes")
         pairs = []
         for size, cpu, gpus in await self._call("extras.describe_sizes", sizes):
@@ -404,12 +481,18 @@ class LibcloudOrchestrator(Orchestrator):
                 continue
             shape = Shape(size.id, cpu, size.ram / 1024, gpus, price=size.price or None)
             pairs.append((shape, size))
-        _catalogue[key] = (time.monotonic(), pairs)
+        CATALOGUE.put(key, pairs)
         return pairs
 
     async def _choose_size(self, config: ResourceConfig) -> tuple[Shape, Any]:
+        """The smallest size that fits; the choice is kept in the catalogue with the sizes (the
+        same request from the same account gets the same size without going over ~800 again)."""
+        wanted = self.options.get("size") or ""
+        key = self._cache_key("choice", config.cpu, config.memory_gb, config.gpus, wanted)
+        chosen = CATALOGUE.get(key)
+        if chosen is not _MISSING:
+            return chosen
         sizes = await self._sizes()
-        wanted = self.options.get("size")
         if wanted:
             sizes = [(s, z) for s, z in sizes if wanted in (z.id, z.name)]
             if not sizes:
@@ -417,7 +500,9 @@ class LibcloudOrchestrator(Orchestrator):
         choice = choose_shape(
             [shape for shape, _ in sizes], config.cpu, config.memory_gb, config.gpus
         )
-        return choice.shape, next(size for shape, size in sizes if shape == choice.shape)
+        chosen = next((shape, size) for shape, size in sizes if shape is choice.shape)
+        CATALOGUE.put(key, chosen)
+        return chosen
 
     async def _location(self) -> Any:
         wanted = self.options.get("location")
@@ -449,12 +534,12 @@ class LibcloudOrchestrator(Orchestrator):
     async def _key_pair(self, credentials: SSHCredentials) -> str:
         name = "corc-" + hashlib.sha256(credentials.public_key.encode()).hexdigest()[:16]
         key = self._cache_key("key_pair", name)
-        if key in _catalogue and time.monotonic() - _catalogue[key][0] < CATALOGUE_TTL:
+        if CATALOGUE.get(key) is not _MISSING:
             return name
         existing = {pair.name for pair in await self._call("list_key_pairs")}
         if name not in existing:
             await self._call("import_key_pair_from_string", name, credentials.public_key)
-        _catalogue[key] = (time.monotonic(), True)
+        CATALOGUE.put(key, True)
         return name
 
     async def create_resource(

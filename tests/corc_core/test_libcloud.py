@@ -17,7 +17,8 @@ from corc_core import (
     SetupFailed,
     SSHAuthenticator,
 )
-from corc_core.providers.libcloud import LibcloudOrchestrator
+from corc_core.providers import libcloud as libcloud_provider
+from corc_core.providers.libcloud import Catalogue, LibcloudOrchestrator
 from tests.corc_core.conftest import live_nodes, raw_driver
 from tests.harness.sshd import SSHHost
 
@@ -278,3 +279,53 @@ async def test_image_by_name_is_looked_up_with_a_filter(moto, store) -> None:
     assert all(asked), asked  # never an unfiltered listing
     assert {"name": name} in asked
     await orchestrator.tear_down()
+
+
+def test_catalogue_is_bounded_and_expires() -> None:
+    now = [1000.0]
+    catalogue = Catalogue(ttl=60, max_entries=3, clock=lambda: now[0])
+    for key in "abc":
+        catalogue.put(key, key.upper())
+    assert catalogue.get("a") == "A"  # used: "b" is now the least recently used
+    catalogue.put("d", "D")
+    assert len(catalogue) == 3
+    assert catalogue.get("b") is libcloud_provider._MISSING
+    assert [catalogue.get(key) for key in "acd"] == ["A", "C", "D"]
+    now[0] += 61
+    assert catalogue.get("a") is libcloud_provider._MISSING
+    assert len(catalogue) == 2  # an expired entry is dropped when met
+
+
+async def test_sizes_are_listed_once_per_account_and_choices_reused(
+    moto, store, monkeypatch
+) -> None:
+    """EC2's ~800 sizes are fetched and chosen from once per account (one orchestrator per spawn
+    shares them); another account, or an expired catalogue, asks again."""
+    from libcloud.compute.drivers.ec2 import EC2NodeDriver
+
+    listed: list[str] = []
+    original = EC2NodeDriver.list_sizes
+
+    def counting(self, *args, **kwargs):
+        listed.append(self.key)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EC2NodeDriver, "list_sizes", counting)
+    chosen = []
+    for cpu in (1, 1, 4):
+        orchestrator = LibcloudOrchestrator(moto, store=store, owner="a", poll_interval=0.05)
+        request = LibcloudOrchestrator.make_resource_config(cpu=cpu, memory_gb=1)
+        chosen.append((await orchestrator.setup(request)).details["shape"])
+        await orchestrator.tear_down()
+    assert listed == [moto["key"]]
+    assert chosen[0] == chosen[1] != chosen[2]
+    other = LibcloudOrchestrator(dict(moto, key="AKIDOTHER"), store=store, owner="b")
+    await other.setup(LibcloudOrchestrator.make_resource_config())
+    await other.tear_down()
+    assert listed == [moto["key"], "AKIDOTHER"]
+    monkeypatch.setattr(libcloud_provider.CATALOGUE, "ttl", 0)
+    again = LibcloudOrchestrator(moto, store=store, owner="a", poll_interval=0.05)
+    await again.setup(LibcloudOrchestrator.make_resource_config())
+    await again.tear_down()
+    assert listed == [moto["key"], "AKIDOTHER", moto["key"]]
+    assert live_nodes(moto) == []

@@ -20,6 +20,7 @@ import pytest
 from corc_core import RecordStore, SetupFailed, SSHAuthenticator
 from corc_core.errors import TearDownFailed
 from corc_core.orchestrator import TAG_DEPLOYMENT, Orchestrator
+from corc_core.providers import libcloud as libcloud_provider
 from corc_core.providers.libcloud import LibcloudOrchestrator
 from corc_core.providers.local import POOL, LocalOrchestrator
 from corc_core.providers.oci import OCIOrchestrator
@@ -523,8 +524,10 @@ def test_cli_local_instance_create_works(ssh_machine, tmp_path) -> None:
     assert RecordStore(tmp_path / "records.sqlite").allocations_sync(POOL) == {}
 
 
-async def test_reap_sees_past_the_first_page_of_instances(moto, store) -> None:
-    """EC2 answers DescribeInstances 100 reservations at a time: a leak on page two is a leak."""
+async def test_reap_sees_past_the_first_page_of_instances(moto, store, monkeypatch) -> None:
+    """EC2 answers DescribeInstances a page at a time (corc asks for 1,000 per page, AWS's most;
+    40 here): a leak on a later page is a leak."""
+    monkeypatch.setattr(libcloud_provider, "EC2_PAGE_SIZE", 40)
     driver = raw_driver(moto)
     size = next(s for s in driver.list_sizes() if s.id == "t2.micro")
     image = driver.get_image(moto["image"])
@@ -536,6 +539,66 @@ async def test_reap_sees_past_the_first_page_of_instances(moto, store) -> None:
             for _ in range(count)
         ]
 
-    made = await asyncio.to_thread(make, 101)  # one reservation each: two pages
+    made = await asyncio.to_thread(make, 101)  # one reservation each: three pages
     reaper = LibcloudOrchestrator(moto, store=store, owner="admin")
+    sent = record_requests(await reaper._get_driver())
     assert sorted(o["id"] for o in await reaper.reap()) == sorted(made)
+    pages = [params for params in sent if params.get("Action") == "DescribeInstances"]
+    assert [params["MaxResults"] for params in pages] == ["40"] * 3
+    assert [params.get("NextToken") is not None for params in pages] == [False, True, True]
+
+
+def record_requests(driver) -> list[dict]:
+    """The parameters of every API request ``driver`` sends from now on."""
+    sent: list[dict] = []
+    original = driver.connection.request
+
+    def recording(action, params=None, *args, **kwargs):
+        sent.append(dict(params or {}))
+        return original(action, params, *args, **kwargs)
+
+    driver.connection.request = recording
+    return sent
+
+
+async def test_reap_lists_the_cloud_once_whatever_the_number_of_records(moto, store) -> None:
+    """Scale: one paginated listing and one store read per reap, never a read per record or per
+    resource (10,000 records must cost about ten times 1,000). Elastic IPs come from one
+    DescribeAddresses, matched by instance id."""
+    request = LibcloudOrchestrator.make_resource_config()
+    live = []
+    for owner in ("a", "b", "c"):
+        orchestrator = LibcloudOrchestrator(moto, store=store, owner=owner, poll_interval=0.05)
+        live.append(await orchestrator.setup(request))
+    lost = live.pop()  # its record says deleted: an orphan
+    store.update_sync(
+        next(r.record_id for r in store.list_sync() if r.resource_id == lost.id), state="deleted"
+    )
+    for index in range(500):  # history: records of machines long gone
+        record = store.create_sync("libcloud", f"old{index}")
+        store.update_sync(record.record_id, resource_id=f"i-gone{index}", state="deleted")
+    driver = raw_driver(moto)
+    [node] = [n for n in driver.list_nodes() if n.id == live[0].id]
+    address = driver.ex_allocate_address()
+    driver.ex_associate_address_with_node(node, address)
+
+    reaper = LibcloudOrchestrator(moto, store=store, owner="admin")
+    sent = record_requests(await reaper._get_driver())
+    reads = []
+    original_get = reaper.get_resource_state
+
+    async def counting_get(resource_id):
+        reads.append(resource_id)
+        return await original_get(resource_id)
+
+    reaper.get_resource_state = counting_get
+    assert [o["id"] for o in await reaper.reap()] == [lost.id]
+    actions = [params.get("Action") for params in sent]
+    assert actions == ["DescribeInstances", "DescribeAddresses"]
+    assert reads == []
+
+    sent.clear()
+    listed = {r.id: r for r in await reaper.list_resources()}
+    assert set(listed) == {r.id for r in (*live, lost)}
+    assert listed[live[0].id].addresses.count(address.ip) == 1
+    assert [params.get("Action") for params in sent] == actions
