@@ -9,9 +9,12 @@ OpenSSH sftp-server:
 - sftp: OpenSSH's ``sftp`` client on the host, its SFTP stream relayed over an exec channel of the
   same connection (``put``/``get``).
 
-Also 1,000 files of 4 KB through the mount vs the host's local disk. Usage:
-``python bench/persistent_home.py [--mib 64] [--rounds 2]``. Prints the ratios (target: mount
-throughput >= 0.8 x sftp).
+Also 1,000 files of 4 KB through the mount vs the host's local disk. With ``--external`` the
+storage is an external SFTP service instead (a chrooted, password-only OpenSSH sshd on loopback,
+as in the tests): the hub logs in to it and relays its SFTP to the mount, and to the plain sftp
+client for the baseline. Usage:
+``python bench/persistent_home.py [--mib 64] [--rounds 2] [--external]``. Prints the ratios
+(target: mount throughput >= 0.8 x sftp).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncssh
 
 from cloudsshspawner import SSHTarget, Tunnel
-from cloudsshspawner.home import CHUNK, PersistentHome, prepare_server, shell
+from cloudsshspawner.home import (
+    CHUNK,
+    ExternalSFTP,
+    PersistentHome,
+    _ExternalServer,
+    _SandboxedServer,
+    _Source,
+    shell,
+)
+from tests.cloudsshspawner.test_external_home import ERDA
 from tests.harness.sshd import host_with_key
 
 # $1: the sftp batch. The client's SFTP stream goes out on stdout and comes back on stdin.
@@ -79,16 +92,16 @@ async def pump(read, write, end) -> None:
             pass
 
 
-async def sftp_transfer(conn: asyncssh.SSHClientConnection, argv: list[str], batch: str) -> float:
-    """Seconds for one ``sftp`` batch on the host, relayed to a fresh sandboxed server."""
-    server = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
+async def sftp_transfer(
+    conn: asyncssh.SSHClientConnection, open_server: Callable[[], Awaitable[_Source]], batch: str
+) -> float:
+    """Seconds for one ``sftp`` batch on the host, relayed to a freshly opened server."""
+    server = await open_server()
     start = time.perf_counter()
     client = await conn.create_process(shell(SFTP_RELAY, batch), encoding=None)
     pumps = [
-        asyncio.ensure_future(pump(client.stdout, server.stdin, server.stdin.close)),
-        asyncio.ensure_future(pump(server.stdout, client.stdin, client.stdin.write_eof)),
+        asyncio.ensure_future(pump(client.stdout, server.writer, server.end_input)),
+        asyncio.ensure_future(pump(server.reader, client.stdin, client.stdin.write_eof)),
     ]
     line = await client.stderr.readline()
     elapsed = time.perf_counter() - start
@@ -97,8 +110,7 @@ async def sftp_transfer(conn: asyncssh.SSHClientConnection, argv: list[str], bat
     client.close()
     for task in pumps:
         task.cancel()
-    server.stdin.close()
-    await server.wait()
+    await server.close()
     return elapsed
 
 
@@ -113,9 +125,22 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=64, help="size of each transfer (MiB)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the median is reported")
+    parser.add_argument(
+        "--external", action="store_true", help="the home on an external SFTP service"
+    )
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
     log = logging.getLogger("bench")
+    erda: ERDA | None = None
+    # The external service's files are under /data, its login directory, as written here.
+    folder = "/data/" if args.external else ""
+
+    def put(source: Path, i: int) -> str:
+        return f"put {source} {folder}sw{i}"
+
+    def get(i: int) -> str:
+        return f"get {folder}sr{i} /dev/null"
+
     with tempfile.TemporaryDirectory(prefix="bench-home-") as tmp:
         work = Path(tmp)
         host, key, known_hosts = host_with_key(work)
@@ -132,10 +157,30 @@ async def main() -> None:
             conn = tunnel._conn
             assert conn is not None
             homes, mount = work / "homes", work / "mnt"
-            home = PersistentHome(str(homes), "bench", str(mount), log)
+            external = None
+            if args.external:
+                erda = ERDA(work / "erda")
+                erda.start()
+                (work / "erda_known_hosts").write_text(erda.known_hosts_line())
+                external = ExternalSFTP(
+                    "127.0.0.1",
+                    erda.port,
+                    str(work / "erda_known_hosts"),
+                    erda.username,
+                    password=erda.password,
+                    path="/data",
+                )
+                user_dir = erda.data
+            else:
+                user_dir = homes / "bench"
+            home = PersistentHome(str(homes), "bench", str(mount), log, external=external)
             await home.mount(conn)
-            argv = await asyncio.to_thread(prepare_server, str(homes), "bench")
-            user_dir = homes / "bench"
+
+            async def open_server() -> _Source:
+                if external is not None:
+                    return await _ExternalServer.open(external)
+                return await _SandboxedServer.start(str(homes), "bench")
+
             local = work / "host-local"  # the host's own disk (same file system, not mounted)
             local.mkdir()
             source = local / "source"
@@ -153,8 +198,8 @@ async def main() -> None:
                 results["mr"].append(
                     await timed(conn, f"dd if={mount}/mr{i} of=/dev/null bs=1M status=none")
                 )
-                results["sw"].append(await sftp_transfer(conn, argv, f"put {source} sw{i}"))
-                results["sr"].append(await sftp_transfer(conn, argv, f"get sr{i} /dev/null"))
+                results["sw"].append(await sftp_transfer(conn, open_server, put(source, i)))
+                results["sr"].append(await sftp_transfer(conn, open_server, get(i)))
                 assert (user_dir / f"mw{i}").stat().st_size == size
                 assert (user_dir / f"sw{i}").stat().st_size == size
             rate = {k: args.mib / statistics.median(v) for k, v in results.items()}
@@ -170,6 +215,10 @@ async def main() -> None:
             await tunnel.close()
         finally:
             host.stop()
+            if erda is not None:
+                erda.stop()
+    where = "external SFTP service (relayed by the hub)" if args.external else "hub directory"
+    print(f"storage: {where}")
     print(f"transfer size {args.mib} MiB, {args.rounds} rounds (median)")
     print(f"write: mount {rate['mw']:.1f} MiB/s, sftp {rate['sw']:.1f} MiB/s,"
           f" ratio {rate['mw'] / rate['sw']:.2f} (target >= 0.8)")  # fmt: skip
