@@ -38,7 +38,7 @@ from .errors import (
 )
 from .resources import Resource, ResourceConfig, ResourceType
 from .shapes import Shape
-from .store import Record, RecordStore
+from .store import BUSY_STATES, Record, RecordStore
 from .threads import run_slow
 
 log = logging.getLogger("corc_core")
@@ -584,8 +584,21 @@ class Orchestrator(abc.ABC):
         ``{"provider", "id", "deleted"}`` (and ``"error"`` when a delete kept failing).
         """
         deployment = self.store.deployment_id
-        records = {r.record_id: r for r in await self.store.list(self.provider)}
+        # Records abandoned before the listing are closed at the end if it shows nothing of
+        # theirs (a dead session makes nothing more). Then the cloud, then the records it names:
+        # a resource in the listing had its record written before it existed, so the read after
+        # knows it (the other way round, a spawn between the two reads would look orphaned).
+        # One listing and indexed reads of just those records: the cost follows the resources,
+        # not the size of the store's history.
+        abandoned = []
+        if delete:
+            busy = await self.store.find(self.provider, states=BUSY_STATES)
+            abandoned = [record for record in busy if record.abandoned()]
         found = await self.list_resources({TAG_DEPLOYMENT: deployment})
+        named = {
+            r.tags.get(TAG_RECORD, "") for r in found if r.tags.get(TAG_DEPLOYMENT) == deployment
+        }
+        records = {r.record_id: r for r in await self.store.find(self.provider, named)}
         orphans: list[dict[str, Any]] = []
         handled: set[str] = set()
         for resource in found:
@@ -617,11 +630,10 @@ class Orchestrator(abc.ABC):
             if record is not None and record.resource_id in (None, resource.id):
                 await self.store.update(record.record_id, state="deleted")
                 await self.store.release(record.record_id)
-        if delete:
-            for record in records.values():
-                if record.abandoned() and record.record_id not in handled:
-                    await self.store.update(record.record_id, state="deleted")
-                    await self.store.release(record.record_id)
+        for record in abandoned:
+            if record.record_id not in handled:
+                await self.store.update(record.record_id, state="deleted")
+                await self.store.release(record.record_id)
         return orphans
 
     # -- state ------------------------------------------------------------------------------------

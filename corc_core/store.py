@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -232,6 +232,37 @@ class RecordStore:
             args.extend(LIVE_STATES)
         return [_record(row) for row in self._query(query + " ORDER BY created", args)]
 
+    def find_sync(
+        self, provider: str, record_ids: Iterable[str] = (), states: Iterable[str] = ()
+    ) -> list[Record]:
+        """Records of ``provider`` whose id is one of ``record_ids`` or whose state is one of
+        ``states``: indexed look-ups (primary key; provider and state), so the cost follows what
+        is asked for, not the size of the store's history."""
+        ids = sorted(set(record_ids))
+        wanted_states = list(states)
+        found: dict[str, Record] = {}
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    rows = self._db.execute(
+                        f"SELECT {_COLUMNS} FROM records WHERE provider = ?"  # noqa: S608
+                        f" AND record_id IN ({', '.join('?' * len(chunk))})",
+                        (provider, *chunk),
+                    )
+                    found.update((row[0], _record(row)) for row in rows)
+                if wanted_states:
+                    rows = self._db.execute(
+                        f"SELECT {_COLUMNS} FROM records WHERE provider = ?"  # noqa: S608
+                        f" AND state IN ({', '.join('?' * len(wanted_states))})",
+                        (provider, *wanted_states),
+                    )
+                    found.update((row[0], _record(row)) for row in rows)
+            finally:
+                self._db.execute("COMMIT")
+        return list(found.values())
+
     def allocate_gpus_sync(
         self, pool: str, candidates: dict[str, int], count: int, record_id: str
     ) -> tuple[str, list[int]] | None:
@@ -288,6 +319,12 @@ class RecordStore:
 
     async def list(self, provider: str | None = None, live_only: bool = False) -> list[Record]:
         return await asyncio.to_thread(self.list_sync, provider, live_only)
+
+    async def find(
+        self, provider: str, record_ids: Iterable[str] = (), states: Iterable[str] = ()
+    ) -> list[Record]:
+        """``find_sync`` in a worker thread."""
+        return await asyncio.to_thread(self.find_sync, provider, list(record_ids), list(states))
 
     async def release(self, record_id: str) -> None:
         await self._run(_release(record_id))

@@ -602,3 +602,38 @@ async def test_reap_lists_the_cloud_once_whatever_the_number_of_records(moto, st
     assert set(listed) == {r.id for r in (*live, lost)}
     assert listed[live[0].id].addresses.count(address.ip) == 1
     assert [params.get("Action") for params in sent] == actions
+
+
+async def test_reap_during_a_spawn_never_takes_the_new_machine(moto, store) -> None:
+    """A spawn that writes its record and creates its VM while reap runs keeps its VM: reap lists
+    the cloud first and then reads the records that listing names (read the other way round,
+    the new VM's record was not in reap's snapshot and the VM was deleted as an orphan)."""
+    spawn = LibcloudOrchestrator(moto, store=store, owner="a", poll_interval=0.05)
+    reaper = LibcloudOrchestrator(moto, store=store, owner="admin")
+    listing = reaper.list_resources
+
+    async def listing_while_a_spawn_runs(tags=None):
+        await spawn.setup(LibcloudOrchestrator.make_resource_config())
+        return await listing(tags)
+
+    reaper.list_resources = listing_while_a_spawn_runs
+    assert await reaper.reap(delete=True) == []
+    assert [node.id for node in live_nodes(moto)] == [spawn.resource.id]
+    await spawn.tear_down()
+    assert live_nodes(moto) == []
+
+
+def test_store_find_reads_only_the_records_asked_for(store) -> None:
+    made = [store.create_sync("libcloud", f"u{i}") for i in range(1200)]
+    for record in made[:-2]:
+        store.update_sync(record.record_id, state="deleted")
+    other = store.create_sync("oci", "x")
+    asked = [made[0].record_id, made[700].record_id, other.record_id, "no-such-record"]
+    found = store.find_sync("libcloud", asked, states=("creating",))
+    assert {r.record_id for r in found} == {
+        made[0].record_id,
+        made[700].record_id,
+        made[-2].record_id,
+        made[-1].record_id,
+    }
+    assert store.find_sync("libcloud") == []
