@@ -4,7 +4,10 @@ The end is fixed when the sub-spawner starts the notebook (a VM's boot time is n
 student), handed to the notebook as ``GRIDHUB_SESSION_END`` (ISO 8601, UTC) with
 ``GRIDHUB_SESSION_WARNING`` (when the warning is due), and kept in the spawner's state, so a hub
 restart re-arms the timer from it (a session that ended while the hub was down is stopped as soon
-as the hub is back). At the end the hub stops the server exactly as its own stop button does:
+as the hub is back). JupyterLab shows the warning: the notebook's ``JUPYTER_PATH`` and
+``JUPYTER_CONFIG_PATH`` also name ``session_notice/`` (a prebuilt lab extension that counts down
+in a banner, and a server config that hands it the two times), where that directory exists on the
+notebook's host (this machine, a sandbox VM; an image with gridhub installed). At the end the hub stops the server exactly as its own stop button does:
 proxy route removed, ``stop()`` (which tears the resource down), state cleared.
 """
 
@@ -14,6 +17,7 @@ import asyncio
 import math
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import Spawner
@@ -22,6 +26,12 @@ from traitlets import Float
 END_VARIABLE = "GRIDHUB_SESSION_END"
 WARNING_VARIABLE = "GRIDHUB_SESSION_WARNING"
 STATE_KEY = "session_end"
+#: The lab extension (``share/jupyter``) and the server config that feeds it (``etc/jupyter``).
+NOTICE_DIR = Path(__file__).resolve().with_name("session_notice")
+NOTICE_PATHS = {
+    "JUPYTER_PATH": str(NOTICE_DIR / "share" / "jupyter"),
+    "JUPYTER_CONFIG_PATH": str(NOTICE_DIR / "etc" / "jupyter"),
+}
 #: Seconds between tries while the hub is still busy with the server (spawning, checking).
 BUSY_RETRY = 1.0
 
@@ -104,6 +114,8 @@ class SessionExpiry(Spawner):
         # Callables are evaluated by Spawner.get_env() when the child starts the notebook.
         environment[END_VARIABLE] = lambda _spawner: iso(self._fix_end())
         environment[WARNING_VARIABLE] = lambda _spawner: iso(self._fix_end() - self._warning_lead())
+        for variable, directory in NOTICE_PATHS.items():
+            environment[variable] = prepend_path(directory, environment.get(variable))
         child.environment = environment
 
     async def session_expiry_start(self) -> None:
@@ -201,6 +213,14 @@ class SessionExpiry(Spawner):
         self._session_minutes = None
 
 
+def prepend_path(directory: str, current: Any) -> Any:
+    """``directory`` first on the search path ``current`` (a string, a callable or None)."""
+    if callable(current):
+        return lambda spawner: prepend_path(directory, current(spawner))
+    parts = [part for part in str(current or "").split(":") if part and part != directory]
+    return ":".join([directory, *parts])
+
+
 async def stop_like_the_hub(spawner: Spawner) -> None:
     """Stop ``spawner``'s server as the hub's stop button does (route, stop, state, tokens)."""
     from jupyterhub.app import JupyterHub
@@ -211,4 +231,12 @@ async def stop_like_the_hub(spawner: Spawner) -> None:
     await user.stop(spawner.name)
 
 
-__all__ = ["END_VARIABLE", "WARNING_VARIABLE", "SessionExpiry", "iso", "stop_like_the_hub"]
+__all__ = [
+    "END_VARIABLE",
+    "NOTICE_DIR",
+    "WARNING_VARIABLE",
+    "SessionExpiry",
+    "iso",
+    "prepend_path",
+    "stop_like_the_hub",
+]
