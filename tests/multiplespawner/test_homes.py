@@ -117,3 +117,46 @@ def test_a_removed_container_loses_nothing(docker_engine, hub_factory, tmp_path:
     assert read.status_code == 200 and read.json()["content"] == "kept", read.text
     hub.api().delete("/users/alice/server")
     wait_stopped(hub, "alice")
+
+
+def test_children_get_the_home_unless_their_template_chose_one(tmp_path: Path):
+    from types import SimpleNamespace
+
+    import pytest
+    from dockerspawner import DockerSpawner
+    from jupyterhub.spawner import SimpleLocalProcessSpawner
+    from traitlets import TraitError
+
+    from cloudsshspawner import CloudSSHSpawner
+    from multiplespawner.homes import PersistentHomes
+
+    homes = PersistentHomes(persistent_home_root=str(tmp_path / "homes"))
+    homes.user = SimpleNamespace(name="we{ird}")  # type: ignore[attr-defined]
+
+    vm = CloudSSHSpawner()
+    homes.persistent_home_apply(vm)
+    assert vm.persistent_home_root == str(tmp_path / "homes")
+    erda = {"host": "erda.example", "known_hosts": "/k", "password_key": "pw"}
+    chosen = CloudSSHSpawner(persistent_home_sftp=erda)
+    homes.persistent_home_apply(chosen)
+    assert chosen.persistent_home_root == ""  # the template's external home stays
+
+    container = DockerSpawner(volumes={"/srv/data": "/data"}, environment={"A": "1"})
+    homes.persistent_home_apply(container)
+    (source,) = set(container.volumes) - {"/srv/data"}
+    # DockerSpawner formats volume names with str.format: the braces in the name survive it.
+    assert source.format() == str(tmp_path / "homes" / "we{ird}")
+    assert container.volumes[source] == {"bind": "/home/jovyan", "mode": "rw"}
+    assert container.notebook_dir == "/home/jovyan"
+    assert container.environment == {"A": "1", "HOME": "/home/jovyan"}
+
+    local = SimpleLocalProcessSpawner()
+    homes.persistent_home_apply(local)
+    assert local.notebook_dir == "" and local.environment == {}
+
+    with pytest.raises(TraitError, match="'uid:gid' numbers"):
+        PersistentHomes(persistent_home_owner="jovyan")
+    for name in ("..", "a/b"):
+        homes.user = SimpleNamespace(name=name)  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError, match="cannot name a home directory"):
+            homes.persistent_home_apply(DockerSpawner())
