@@ -80,15 +80,21 @@ class Space:
 
 
 def build_space(
-    catalog: Catalog, allowed: Mapping[str, Limits], ceiling: Limits, default_minutes: int = 60
+    catalog: Catalog,
+    allowed: Mapping[str, Limits],
+    ceiling: Limits,
+    default_minutes: int = 60,
+    inventory: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Space:
-    """The offers whose deployment is in ``allowed``, with limits narrowed by their provider's."""
+    """The offers whose deployment is in ``allowed``, with limits narrowed by their provider's
+    (configured, and ``inventory``: per provider, what its machines hold)."""
     offers = []
     for offer in catalog.offers:
         limits = allowed.get(offer.deployment.name)
         if limits is None:
             continue
         limits = limits.narrowed(offer.provider.limits).narrowed(ceiling.to_dict())
+        limits = limits.narrowed((inventory or {}).get(offer.provider.name, {}))
         if limits.cpu < MINIMUM["cpu"] or limits.memory_gb < MINIMUM["memory_gb"]:
             continue
         offers.append((offer, limits))

@@ -88,6 +88,18 @@ class CorcSettings:
             return cls.validate_options(provider.options)
         return cls.load_config_options(self.data)
 
+    def inventory_limits(self, provider: Provider) -> dict[str, float]:
+        """The most the provider's corc inventory holds for one request (``cpu``,
+        ``memory_gb``, ``gpus``; e.g. the local pool's largest host); {} when it does not say.
+        Blocking (imports the provider, validates its options): run it in a thread."""
+        if provider.corc is None:
+            return {}
+        cls = get_provider(provider.corc)
+        inventory = getattr(cls, "inventory_limits", None)
+        if inventory is None:
+            return {}
+        return dict(inventory(self.provider_options(provider, cls)))
+
 
 class Provisioning:
     """One spawn's resource: ordered by corc, reached over SSH, removed again (idempotently)."""

@@ -213,7 +213,31 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
             rules=rules,
             overrides=await self._overrides(),
         )
-        return build_space(catalog, allowed, self._ceiling(), self.default_minutes)
+        inventory = await self._inventory(catalog)
+        return build_space(catalog, allowed, self._ceiling(), self.default_minutes, inventory)
+
+    async def _inventory(self, catalog: Catalog) -> dict[str, dict[str, float]]:
+        """Per provider, the most its corc inventory holds for one request (the local pool)."""
+        if all(provider.corc is None for provider in catalog.providers.values()):
+            return {}
+        try:
+            settings = await CorcSettings.load(self.corc_config_file)
+        except Exception as error:  # spawns through corc fail with the reason; the form stays
+            self.log.warning("%s: no provider inventory: %s", self._log_name, error)
+            return {}
+
+        def read() -> dict[str, dict[str, float]]:
+            found = {}
+            for name, provider in catalog.providers.items():
+                try:
+                    found[name] = settings.inventory_limits(provider)
+                # A provider corc cannot load (options, SDK) fails its spawns with the reason;
+                # the form still shows the others.
+                except Exception as error:
+                    self.log.warning("%s: no inventory for %s: %s", self._log_name, name, error)
+            return found
+
+        return await asyncio.to_thread(read)
 
     async def options_schema(self) -> dict[str, Any]:
         """The JSON schema of the ``user_options`` this user may send."""

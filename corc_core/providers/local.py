@@ -47,6 +47,16 @@ class LocalOrchestrator(Orchestrator):
                     raise ConfigError(f"local: {host['name']}: {key} must be a number >= 0")
         return options
 
+    @classmethod
+    def inventory_limits(cls, options: dict[str, Any]) -> dict[str, float]:
+        """The most one request can get from the pool: per key, the largest host's ``cpu``,
+        ``memory_gb`` and ``gpus`` (one request runs on one host). ``options`` as validated."""
+        hosts = options.get("hosts") or []
+        return {
+            key: max((float(host.get(key, default)) for host in hosts), default=0.0)
+            for key, default in (("cpu", 1), ("memory_gb", 1), ("gpus", 0))
+        }
+
     def _hosts(self) -> dict[str, dict[str, Any]]:
         return {host["name"]: host for host in self.options["hosts"]}
 

@@ -145,3 +145,31 @@ def test_the_form_escapes_names_and_marks_the_choice() -> None:
 def test_bad_rules_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"^access_rules\.c\.limits\.cpus"):
         check_rules({"c": {"limits": {"cpus": 1}}})
+
+
+def test_the_local_pools_largest_host_bounds_each_request() -> None:
+    from corc_core.providers.local import LocalOrchestrator
+
+    options = LocalOrchestrator.validate_options(
+        {
+            "hosts": [
+                {"name": "a", "address": "10.0.0.1", "cpu": 16, "memory_gb": 64, "gpus": 0},
+                {"name": "b", "address": "10.0.0.2", "cpu": 4, "memory_gb": 96, "gpus": 2},
+                {"name": "c", "address": "10.0.0.3"},  # corc's defaults: 1 CPU, 1 GB, no GPU
+            ]
+        }
+    )
+    assert LocalOrchestrator.inventory_limits(options) == {"cpu": 16, "memory_gb": 96, "gpus": 2}
+
+
+def test_provider_inventory_narrows_the_limits_but_never_widens_them() -> None:
+    catalog = build_catalog(LISTING_12, LISTING_11, {})
+    allowed = {d.name: CEILING for d in catalog.deployments}
+    inventory = {"local": {"cpu": 3, "memory_gb": 100, "gpus": 1}}
+    space = build_space(catalog, allowed, CEILING, inventory=inventory)
+    local = next(limits for offer, limits in space.offers if offer.provider.name == "local")
+    assert local.to_dict() == {"cpu": 3, "memory_gb": 32.0, "gpus": 1, "minutes": 480}
+    others = [limits for offer, limits in space.offers if offer.provider.name != "local"]
+    assert others and all(limits == CEILING for limits in others)
+    with pytest.raises(OptionsError, match=r"Number of CPU cores \(cpu\) must be from 1 to 3"):
+        validate(space, {"deployment": "local_machine", "provider": "local", "cpu": 4})

@@ -147,3 +147,30 @@ def test_an_invalid_config_stops_the_hub_at_start(tmp_path: Path, hub_factory):
         raise AssertionError("the hub started with an invalid template")
     assert "MultipleSpawner configuration is invalid" in message
     assert "templates[0].spawner.kwargs.cmd[0]: unknown placeholder {nope}" in message
+
+
+def local_limits(hub) -> dict:
+    offers = schema(hub, user="admin")["x-offers"]
+    return next(o["limits"] for o in offers if o["deployment"] == "local_machine")
+
+
+def test_the_local_providers_limits_come_from_corcs_pool_inventory(tmp_path: Path, hub_factory):
+    setup = make_setup(tmp_path / "ms", gpus=2)  # one host: 2 CPUs, 4 GB, 2 GPUs
+    hub = hub_factory(hub_config(setup))  # the spawner's own ceiling is 8 CPUs, 64 GB, 8 GPUs
+    login(hub, "admin")
+    assert local_limits(hub) == {"cpu": 2, "memory_gb": 4.0, "gpus": 2, "minutes": 1440}
+    response = hub.api().post("/users/admin/server", json={"user_options": {**LOCAL, "cpu": 3}})
+    assert response.status_code == 400
+    assert "Number of CPU cores (cpu) must be from 1 to 2" in response.json()["message"]
+
+    # The pool grows (a second host): the next request sees it, no hub restart.
+    config = yaml.safe_load(setup.corc_config.read_text())
+    hosts = config["corc"]["providers"]["local"]["hosts"]
+    hosts.append({"name": "big", "address": "127.0.0.2", "cpu": 6, "memory_gb": 3, "gpus": 0})
+    setup.corc_config.write_text(yaml.safe_dump(config))
+    assert local_limits(hub) == {"cpu": 6, "memory_gb": 4.0, "gpus": 2, "minutes": 1440}
+    # The sandbox VM's limits are not the pool's.
+    offers = schema(hub, user="admin")["x-offers"]
+    vm = next(o["limits"] for o in offers if o["deployment"] == "sandbox_debian")
+    assert vm["cpu"] == 8 and vm["gpus"] == 8
+    assert setup.live_records() == []
