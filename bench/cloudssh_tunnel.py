@@ -6,8 +6,10 @@ caps the figures; "direct" reaches it without any tunnel (the ceiling of this ma
 runs in its own process. Measured:
 - throughput: one 100 MB download at a time, alternating between the paths for several rounds
   (so load on this shared machine hits all alike), median MB/s; and 4 downloads at once, MB/s in all;
-- CPU: seconds of CPU per second of download for the tunnel client and for the sshd session, which
-  shows which end is the bottleneck;
+- CPU: seconds of CPU per GB downloaded for each process on the path (tunnel client, sshd session,
+  HTTP source, reader), far less sensitive to the machine's load than MB/s: on a machine whose
+  cores are all busy, throughput follows the sum; and the cores the tunnel client uses while 4
+  downloads run at once;
 - latency: 1000 sequential 1 KiB GETs on one keep-alive connection, p50/p99.
 Prints each path's figures and the ratios ours / ``ssh -L`` (targets: throughput >= 1.5x,
 p99 < 1 ms).
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench._http_server import download  # noqa: E402
 from tests.harness.process import free_port, port_open  # noqa: E402
 from tests.harness.sshd import SSHHost, host_with_key  # noqa: E402
 
@@ -37,31 +40,17 @@ REQUESTS = 1000
 ROUNDS = 5
 PARALLEL = 4
 TICK = os.sysconf("SC_CLK_TCK")
+CPU_KEYS = ("client", "sshd", "source", "reader")
 
 
-def download(address: tuple[str, int]) -> float:
-    """Seconds for one /big download over a raw socket (reading into one reused buffer)."""
-    buffer = bytearray(4 << 20)
-    view = memoryview(buffer)
-    with socket.create_connection(address) as sock:
-        start = time.perf_counter()
-        sock.sendall(b"GET /big HTTP/1.1\r\nHost: bench\r\n\r\n")
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(65536)
-        received = len(head) - head.index(b"\r\n\r\n") - 4
-        total = BIG_MB << 20
-        while received < total:
-            count = sock.recv_into(view)
-            if not count:
-                raise RuntimeError("connection closed early")
-            received += count
-        return time.perf_counter() - start
+def fetch(address: tuple[str, int]) -> float:
+    """Seconds for one /big download."""
+    return download(address).seconds
 
 
 def parallel(address: tuple[str, int]) -> float:
     """MB/s of PARALLEL downloads at once, all together."""
-    threads = [threading.Thread(target=download, args=(address,)) for _ in range(PARALLEL)]
+    threads = [threading.Thread(target=fetch, args=(address,)) for _ in range(PARALLEL)]
     start = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -111,33 +100,46 @@ def sshd_sessions(host: SSHHost) -> list[int]:
 
 
 def measure(
-    paths: dict[str, tuple[str, int]], clients: dict[str, int | None], host: SSHHost
+    paths: dict[str, tuple[str, int]], clients: dict[str, int | None], host: SSHHost, source: int
 ) -> dict[str, dict[str, float]]:
+    """Alternate the paths for ROUNDS rounds; median MB/s and CPU-seconds per GB of each process."""
     times: dict[str, list[float]] = {name: [] for name in paths}
-    cpu: dict[str, list[float]] = {name: [0.0, 0.0, 0.0] for name in paths}  # client, sshd, wall
+    cpu: dict[str, list[float]] = {
+        name: [0.0] * 4 for name in paths
+    }  # client, sshd, source, reader
     for _ in range(ROUNDS):
         for name, address in paths.items():
             client = [clients[name]] if clients[name] else []
             sshd = sshd_sessions(host) if client else []
-            before = (cpu_seconds(client), cpu_seconds(sshd))
-            seconds = download(address)
-            times[name].append(seconds)
-            cpu[name][0] += cpu_seconds(client) - before[0]
-            cpu[name][1] += cpu_seconds(sshd) - before[1]
-            cpu[name][2] += seconds
+            before = (cpu_seconds(client), cpu_seconds(sshd), cpu_seconds([source]), own_cpu())
+            times[name].append(fetch(address))
+            after = (cpu_seconds(client), cpu_seconds(sshd), cpu_seconds([source]), own_cpu())
+            for index in range(4):
+                cpu[name][index] += after[index] - before[index]
     results = {}
+    gigabytes = ROUNDS * BIG_MB / 1024
     for name, address in paths.items():
         latencies(address)  # warm-up
         samples = latencies(address)
+        client = [clients[name]] if clients[name] else []
+        before = cpu_seconds(client)
+        start = time.perf_counter()
+        at_once = parallel(address)
+        parallel_cores = (cpu_seconds(client) - before) / (time.perf_counter() - start)
         results[name] = {
             "mbps": BIG_MB / statistics.median(times[name]),
-            "parallel": parallel(address),
-            "client_cpu": cpu[name][0] / cpu[name][2],
-            "sshd_cpu": cpu[name][1] / cpu[name][2],
+            "parallel": at_once,
+            "parallel_cores": parallel_cores,
+            **{key: cpu[name][i] / gigabytes for i, key in enumerate(CPU_KEYS)},
             "p50": samples[len(samples) // 2] * 1000,
             "p99": samples[int(len(samples) * 0.99)] * 1000,
         }
     return results
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wait_port(port: int, proc: subprocess.Popen) -> None:
@@ -215,8 +217,8 @@ def main() -> None:
                 "ssh -L gcm": ssh_gcm.pid,
             }
             for address in paths.values():
-                download(address)  # warm-up
-            results = measure(paths, clients, host)
+                fetch(address)  # warm-up
+            results = measure(paths, clients, host, server.pid)
         finally:
             for proc in reversed(processes):
                 proc.terminate()
@@ -225,15 +227,25 @@ def main() -> None:
     print(f"cloudssh_tunnel: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     for name, r in results.items():
         print(
-            f"cloudssh_tunnel: {name:10s} {r['mbps']:7.1f} MB/s  {PARALLEL} at once"
-            f" {r['parallel']:7.1f} MB/s  CPU/s client {r['client_cpu']:.2f} sshd {r['sshd_cpu']:.2f}"
+            f"cloudssh_tunnel: {name:10s} {r['mbps']:6.1f} MB/s  {PARALLEL} at once"
+            f" {r['parallel']:6.1f} MB/s (client {r['parallel_cores']:.2f} cores)"
             f"  1 KiB GET p50 {r['p50']:5.2f} ms p99 {r['p99']:5.2f} ms"
+        )
+        print(
+            f"cloudssh_tunnel: {name:10s} CPU-s per GB: client {r['client']:.2f}"
+            f" sshd {r['sshd']:.2f} source {r['source']:.2f} reader {r['reader']:.2f}"
+            f" (all {sum(r[key] for key in CPU_KEYS):.2f})"
         )
     ours, ssh, direct = results["ours"], results["ssh -L"], results["direct"]
     print(
         f"cloudssh_tunnel: throughput ours/ssh -L = {ours['mbps'] / ssh['mbps']:.2f}"
         f" (target >= 1.5); ours/direct = {ours['mbps'] / direct['mbps']:.2f};"
         f" {PARALLEL} at once ours/ssh -L = {ours['parallel'] / ssh['parallel']:.2f}"
+    )
+    cost = {name: sum(results[name][key] for key in CPU_KEYS) for name in ("ours", "ssh -L")}
+    print(
+        f"cloudssh_tunnel: CPU-s per GB, all processes, ssh -L / ours ="
+        f" {cost['ssh -L'] / cost['ours']:.2f} (the throughput ratio a CPU-bound machine allows)"
     )
     print(
         f"cloudssh_tunnel: p99 ours {ours['p99']:.2f} ms (target < 1 ms), ssh -L {ssh['p99']:.2f} ms"

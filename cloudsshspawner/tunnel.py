@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from . import sshspeed
 from .apifilter import ApiFilter
+from .localforward import MAX_PACKET, WINDOW, LocalForward
 from .target import SSHTarget
 
 # AES-GCM first: with AES-NI it is the fastest cipher asyncssh has (OpenSSH's default,
@@ -36,9 +38,7 @@ DEFAULT_CIPHERS = (
     "aes128-ctr",
     "aes256-ctr",
 )
-# A larger window and packets cut asyncssh's per-packet Python overhead on bulk transfers.
-WINDOW = 8 * 1024 * 1024
-MAX_PACKET = 256 * 1024
+__all__ = ["MAX_PACKET", "WINDOW", "Forwards", "Tunnel", "TunnelError"]
 
 
 class TunnelError(Exception):
@@ -98,6 +98,7 @@ class Tunnel:
         self.forwards: Forwards | None = None
         self.api_filter: ApiFilter | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
+        self._local_forward: LocalForward | None = None
         self._lock = asyncio.Lock()
         self._attempt: asyncio.Task[asyncssh.SSHClientConnection] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -174,6 +175,7 @@ class Tunnel:
 
     async def _open_connection(self) -> asyncssh.SSHClientConnection:
         target = self.target
+        sshspeed.install()
         key = await self._client_key()
         try:
             conn = await asyncio.wait_for(
@@ -289,10 +291,14 @@ class Tunnel:
                 listener = await conn.start_server(api_filter.handler, "127.0.0.1", 0)
                 forwards.api_port = listener.get_port()
             else:
-                listener = await conn.forward_local_port(
-                    forwards.local_bind, forwards.local_port, "127.0.0.1", forwards.notebook_port
+                if self._local_forward is not None:
+                    self._local_forward.close()
+                self._local_forward = LocalForward(
+                    conn, "127.0.0.1", forwards.notebook_port, self.log
                 )
-                forwards.local_port = listener.get_port()
+                forwards.local_port = await self._local_forward.listen(
+                    forwards.local_bind, forwards.local_port
+                )
         except (OSError, asyncssh.Error) as error:
             conn.close()
             raise TunnelError(
@@ -342,6 +348,9 @@ class Tunnel:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), timeout)
         self._supervisor = None
+        if self._local_forward is not None:
+            self._local_forward.close()
+            self._local_forward = None
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import http.client
 import logging
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cloudsshspawner import SSHTarget, Tunnel, TunnelError
+from bench._http_server import download
+from cloudsshspawner import SSHTarget, Tunnel, TunnelError, sshspeed
 from cloudsshspawner.tunnel import Forwards
 from tests.cloudsshspawner.conftest import Remote
+from tests.harness.process import port_open
+
+HTTP_SERVER = Path(__file__).resolve().parents[2] / "bench" / "_http_server.py"
+SERVER_PORT = 18000  # inside the host's namespace
 
 LOG = logging.getLogger("test-tunnel")
 
@@ -42,6 +52,24 @@ def sessions(remote: Remote) -> list[int]:
         except OSError:
             continue
     return found
+
+
+@pytest.fixture
+def source(remote: Remote, tmp_path: Path) -> Iterator[str]:
+    """An HTTP server in the remote host's namespace serving 24 MB of random bytes; their SHA-256."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(24 << 20))
+    netns = ["ip", "netns", "exec", str(remote.host.namespace)]
+    listen = "0.0.0.0"  # noqa: S104 - inside the namespace
+    server = subprocess.Popen(
+        [*netns, sys.executable, str(HTTP_SERVER), listen, str(SERVER_PORT), str(big)]
+    )
+    try:
+        wait_for(lambda: port_open(remote.host.address, SERVER_PORT), 20, "the HTTP server")
+        yield hashlib.sha256(big.read_bytes()).hexdigest()
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def wait_for(condition, timeout: float, what: str) -> float:
@@ -147,3 +175,135 @@ def test_a_new_connection_gets_a_remote_port_while_the_old_session_holds_its_own
         await tunnel.close()
 
     asyncio.run(scenario())
+
+
+def test_downloads_through_the_local_forward_arrive_whole(remote: Remote, source: str) -> None:
+    """Four downloads at once (batched writes, flow control both ways) and small keep-alive
+    requests: every byte arrives, in order."""
+
+    async def scenario() -> None:
+        tunnel = Tunnel(target(remote), LOG)
+        forwards = await tunnel.open(Forwards(notebook_port=SERVER_PORT, hub_port=9))
+        address = ("127.0.0.1", forwards.local_port)
+        results = await asyncio.gather(
+            *(asyncio.to_thread(download, address, True) for _ in range(4))
+        )
+        assert [r.sha256 for r in results] == [source] * 4
+        assert {r.size for r in results} == {24 << 20}
+
+        def small_requests() -> None:
+            conn = http.client.HTTPConnection(*address, timeout=10)
+            for _ in range(50):
+                conn.request("GET", "/small")
+                assert conn.getresponse().read() == b"y" * 1024
+            conn.close()
+
+        await asyncio.to_thread(small_requests)
+        await tunnel.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_reader_still_gets_every_byte(remote: Remote, source: str) -> None:
+    """The reader stops reading for a while (the tunnel must hold back, not drop or reorder)."""
+
+    async def scenario() -> None:
+        tunnel = Tunnel(target(remote), LOG)
+        forwards = await tunnel.open(Forwards(notebook_port=SERVER_PORT, hub_port=9))
+
+        def slow_download() -> str:
+            hasher = hashlib.sha256()
+            with socket.create_connection(("127.0.0.1", forwards.local_port), timeout=20) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                sock.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+                sock.shutdown(socket.SHUT_WR)  # half close: the answer must still come
+                time.sleep(2)  # everything the tunnel has waits (its window fills)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += sock.recv(65536)
+                body = data[data.index(b"\r\n\r\n") + 4 :]
+                hasher.update(body)
+                received = len(body)
+                while chunk := sock.recv(1 << 20):
+                    hasher.update(chunk)
+                    received += len(chunk)
+                assert received == 24 << 20
+            return hasher.hexdigest()
+
+        assert await asyncio.to_thread(slow_download) == source
+        await tunnel.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_notebook_port_closes_the_local_connection(remote: Remote) -> None:
+    async def scenario() -> None:
+        tunnel = Tunnel(target(remote), LOG)
+        forwards = await tunnel.open(Forwards(notebook_port=SERVER_PORT + 1, hub_port=9))
+
+        def attempt() -> bytes:
+            with socket.create_connection(("127.0.0.1", forwards.local_port), timeout=10) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+                try:
+                    return sock.recv(100)
+                except ConnectionResetError:  # closed with the request unread
+                    return b""
+
+        assert await asyncio.to_thread(attempt) == b""  # closed, not hanging
+        assert await tunnel.run("echo still") == "still\n"  # the connection lives on
+        await tunnel.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_local_forward_comes_back_on_its_port_after_a_reconnect(
+    remote: Remote, source: str
+) -> None:
+    async def scenario() -> None:
+        tunnel = Tunnel(target(remote), LOG, reconnect_max_delay=0.5)
+        forwards = await tunnel.open(Forwards(notebook_port=SERVER_PORT, hub_port=9))
+        port = forwards.local_port
+        for pid in sessions(remote):
+            os.kill(pid, signal.SIGKILL)
+        start = time.monotonic()
+        while tunnel.reconnects == 0:
+            assert time.monotonic() - start < 15, "no reconnect"
+            await asyncio.sleep(0.05)
+        assert forwards.local_port == port
+        result = await asyncio.to_thread(download, ("127.0.0.1", port), True)
+        assert result.sha256 == source
+        await tunnel.close()
+        assert not port_open("127.0.0.1", port), "the local forward outlived close()"
+
+    asyncio.run(scenario())
+
+
+def test_the_faster_gcm_cipher_still_refuses_forged_packets() -> None:
+    """sshspeed keeps one AESGCM per key: packets still decrypt in sequence, and a changed
+    byte in the ciphertext, the tag or the (authenticated) length header is refused."""
+    from asyncssh.crypto.cipher import GCMCipher
+
+    assert sshspeed.install()
+    key, iv = os.urandom(16), os.urandom(12)
+    sender = GCMCipher("aes128-gcm", key, iv)
+    packets = [sender.encrypt_and_sign(b"\0\0\0\x20", os.urandom(32)) for _ in range(3)]
+
+    receiver = GCMCipher("aes128-gcm", key, iv)
+    for sealed, tag in packets:
+        header, body = sealed[:4], sealed[4:]
+        assert receiver.verify_and_decrypt(header, body, tag) is not None
+
+    def flip(data: bytes) -> bytes:
+        return bytes([data[0] ^ 1]) + data[1:]
+
+    (sealed, tag) = packets[0]
+    header, body = sealed[:4], sealed[4:]
+    for forged in ((header, flip(body), tag), (header, body, flip(tag)), (flip(header), body, tag)):
+        assert GCMCipher("aes128-gcm", key, iv).verify_and_decrypt(*forged) is None
+    # Out of sequence (the second packet's nonce), an authentic packet is refused too.
+    assert (
+        GCMCipher("aes128-gcm", key, iv).verify_and_decrypt(
+            packets[1][0][:4], packets[1][0][4:], packets[1][1]
+        )
+        is None
+    )
