@@ -1,8 +1,10 @@
-"""The demo hub: HeaderAuthenticator behind nginx, the MultipleSpawner (this machine or a sandbox VM).
+"""The demo hub: HeaderAuthenticator behind nginx, the MultipleSpawner (this machine, a sandbox VM
+and, when run.py found one, the SLURM cluster).
 
 `make demo` runs it through deploy/demo/run.py, which sets the GRIDHUB_DEMO_* variables below.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -71,3 +73,40 @@ c.Spawner.cmd = [singleuser]
 c.Spawner.default_url = "/lab"
 if os.geteuid() == 0:
     c.Spawner.args = ["--allow-root"]
+
+# The SLURM cluster, when run.py found one answering (GRIDHUB_DEMO_SLURM: its nodes and sizes). The
+# notebook is a batch job (batchspawner); it posts its port back to the hub's batchspawner API.
+cluster = json.loads(os.environ.get("GRIDHUB_DEMO_SLURM") or "null")
+if cluster:
+    import batchspawner  # noqa: F401 - registers POST /hub/api/batchspawner
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_slurm.DemoSlurmSpawner
+    slurm_env = {"SLURM_CONF": cluster["slurm_conf"]} if cluster["slurm_conf"] else {}
+    c.MultipleSpawner.providers["slurm"] = {
+        "corc": None,
+        "display_name": "SLURM cluster",
+        "limits": {"cpu": cluster["cpu"], "memory_gb": cluster["memory_gb"], "gpus": 0},
+    }
+    c.MultipleSpawner.templates.append(
+        {
+            "name": "SLURM job",
+            "resource_type": "bare_metal",
+            "providers": ["slurm"],
+            "spawner": {
+                "class": "demo_slurm.DemoSlurmSpawner",
+                "kwargs": {
+                    "exec_prefix": "",  # submit as the demo's own account (no sudo)
+                    "batchspawner_singleuser_cmd": str(
+                        Path(sys.executable).with_name("batchspawner-singleuser")
+                    ),
+                    "daemon_resolver": cluster["resolver"],
+                    "startup_poll_interval": 0.5,
+                    "req_homedir": str(state / "home" / "{JUPYTERHUB_USER}"),
+                    "environment": slurm_env,
+                },
+            },
+        }
+    )
+    c.MultipleSpawner.deployments["bare_metal"].append(
+        {"name": "slurm_job", "provider": "slurm", "display_name": "JupyterLab as a SLURM job"}
+    )

@@ -1,6 +1,8 @@
 """Run the demo: nginx on 127.0.0.1:8000 in front of a JupyterHub, until Ctrl-C.
 
-Log in as demo / demo (or alice / alice) and choose this machine or a sandbox VM on the spawn page.
+Log in as demo / demo (or alice / alice) and choose this machine or a sandbox VM on the spawn page,
+or the SLURM cluster when one answers here (``sinfo`` lists a node that is up; ``SLURM_CONF`` or
+/etc/slurm/slurm.conf says where).
 State lives in .demo/ at the repository root, never
 committed: the header secret nginx sends the hub and the auth_state key are made at first start, in
 0600 files, and handed to the hub in its environment.
@@ -76,6 +78,40 @@ def corc_config(state: Path) -> Path:
     return path
 
 
+def slurm_cluster(env: dict[str, str]) -> dict[str, object] | None:
+    """The SLURM cluster this machine reaches, or None: its nodes' addresses (for batchspawner's
+    ``daemon_resolver``), the most CPUs and memory one node has, and ``SLURM_CONF`` if set."""
+    sinfo = shutil.which("sinfo", path=env.get("PATH"))
+    if sinfo is None:
+        return None
+    try:
+        listing = subprocess.run(
+            [sinfo, "--noheader", "--Node", "--format", "%N %o %c %m %t"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None  # no slurm.conf, or no controller answers
+    nodes = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 5 and fields[4].rstrip("*~#").startswith(("idle", "mix", "alloc")):
+            name, address, cpus, memory_mb, _state = fields
+            if cpus.isdigit() and memory_mb.isdigit():
+                nodes[name] = (address, int(cpus), int(memory_mb))
+    if not nodes:
+        return None
+    return {
+        "resolver": {name: address for name, (address, _, _) in nodes.items()},
+        "cpu": max(cpus for _, cpus, _ in nodes.values()),
+        "memory_gb": max(memory for _, _, memory in nodes.values()) // 100 / 10,
+        "slurm_conf": env.get("SLURM_CONF", ""),
+    }
+
+
 def prepare(
     state: Path,
     port: int = PORT,
@@ -109,6 +145,11 @@ def prepare(
         JUPYTERHUB_CRYPT_KEY=secret(state / "crypt_key"),
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
     )
+    cluster = slurm_cluster(env)
+    if cluster is not None:
+        env["GRIDHUB_DEMO_SLURM"] = json.dumps(cluster)
+    else:
+        env.pop("GRIDHUB_DEMO_SLURM", None)
     return env
 
 
@@ -132,8 +173,13 @@ def main() -> int:
     front = subprocess.Popen(
         [nginx, "-c", str(state / "nginx.conf"), "-e", str(state / "nginx-error.log")]
     )
+    offers = "this machine, a sandbox VM" + (
+        " and the SLURM cluster" if "GRIDHUB_DEMO_SLURM" in env else " (no SLURM cluster answers)"
+    )
     print(
-        f"\n  gridhub demo: open http://127.0.0.1:{PORT}/ and log in as demo / demo\n", flush=True
+        f"\n  gridhub demo: open http://127.0.0.1:{PORT}/ and log in as demo / demo"
+        f"\n  offers: {offers}\n",
+        flush=True,
     )
 
     def stop(*_: object) -> None:
