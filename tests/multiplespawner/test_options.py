@@ -173,3 +173,38 @@ def test_provider_inventory_narrows_the_limits_but_never_widens_them() -> None:
     assert others and all(limits == CEILING for limits in others)
     with pytest.raises(OptionsError, match=r"Number of CPU cores \(cpu\) must be from 1 to 3"):
         validate(space, {"deployment": "local_machine", "provider": "local", "cpu": 4})
+
+
+async def test_a_pool_corc_cannot_read_leaves_the_bound_to_the_config(tmp_path, caplog) -> None:
+    import logging
+
+    import yaml
+    from traitlets.config import Config
+
+    from multiplespawner import MultipleSpawner
+    from tests.multiplespawner.conftest import make_setup
+
+    setup = make_setup(tmp_path / "ms")  # the pool: one host with 2 CPUs, 4 GB, 2 GPUs
+
+    def local_limits(spawner: MultipleSpawner, space) -> dict:
+        return next(
+            limits.to_dict() for offer, limits in space.offers if offer.provider.name == "local"
+        )
+
+    spawner = MultipleSpawner(
+        config=Config(),
+        template_file=str(setup.template_file),
+        deployment_file=str(setup.deployment_file),
+        corc_config_file=str(setup.corc_config),
+    )
+    assert local_limits(spawner, await spawner.options_space())["cpu"] == 2
+    # A forged/broken pool (no hosts): corc refuses it; the form keeps every offer, bounded by
+    # the configured ceiling only, and the log says why.
+    config = yaml.safe_load(setup.corc_config.read_text())
+    config["corc"]["providers"]["local"]["hosts"] = []
+    setup.corc_config.write_text(yaml.safe_dump(config))
+    with caplog.at_level(logging.WARNING):
+        space = await spawner.options_space()
+    assert local_limits(spawner, space) == {"cpu": 8, "memory_gb": 64.0, "gpus": 8, "minutes": 1440}
+    assert {offer.provider.name for offer, _ in space.offers} == {"local", "sandbox"}
+    assert "no inventory for local" in caplog.text and "at least one host" in caplog.text
