@@ -115,3 +115,53 @@ def test_no_banner_while_the_end_is_far(tmp_path: Path, hub_factory, browser):
 
     hub.api().delete("/users/bob/server")
     wait_stopped(hub, "bob")
+
+
+@pytest.mark.browser
+def test_forged_session_times_show_nothing_and_break_nothing(tmp_path: Path, browser):
+    """A JupyterLab with the notice on its paths but times that are not times (or markup): the
+    extension stays silent, injects nothing, and JupyterLab works."""
+    import os
+    import secrets
+    import sys
+
+    from multiplespawner.expiry import NOTICE_PATHS
+    from tests.harness.process import Daemon, free_port, port_open
+
+    port, token = free_port(), secrets.token_hex(16)
+    forged = '<img src=x onerror="document.title=1">'
+    lab = Daemon(
+        "jupyter-lab",
+        [
+            str(Path(sys.executable).with_name("jupyter-lab")),
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.root_dir={tmp_path}",
+            f"--IdentityProvider.token={token}",
+        ],
+        tmp_path / "lab.log",
+        env={
+            **os.environ,
+            **NOTICE_PATHS,
+            "GRIDHUB_SESSION_END": forged,
+            "GRIDHUB_SESSION_WARNING": "yesterday",
+            "HOME": str(tmp_path),
+        },
+    )
+    lab.start(lambda: port_open("127.0.0.1", port), timeout=120)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/lab?token={token}")
+        WebDriverWait(browser, 120).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, ".jp-LabShell")
+        )
+        WebDriverWait(browser, 60).until(lambda b: notice_state(b) is not None)
+        assert page_config(browser)["gridhubSessionEnd"] == forged  # it did reach the page...
+        assert notice_state(browser) == "none"  # ...and was not taken for a time
+        time.sleep(2)
+        assert not browser.find_elements(By.ID, BANNER)
+        assert not browser.find_elements(By.CSS_SELECTOR, "img[src=x]")
+        assert browser.title != "1"
+    finally:
+        lab.stop()

@@ -26,6 +26,14 @@
     }
   }
 
+  // Only ISO 8601 with a time zone, as the spawner writes it: browsers' Date.parse also reads
+  // loose text (Chromium finds a year in '<img src=x onerror=...1>').
+  var ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+  function instant(value) {
+    return typeof value === 'string' && ISO.test(value) ? Date.parse(value) : NaN;
+  }
+
   function clock(date) {
     function pad(n) {
       return (n < 10 ? '0' : '') + n;
@@ -98,12 +106,12 @@
     autoStart: true,
     activate: function () {
       var config = pageConfig();
-      var end = Date.parse(config.gridhubSessionEnd || '');
+      var end = instant(config.gridhubSessionEnd);
       document.body.setAttribute('data-gridhub-session-notice', isNaN(end) ? 'none' : 'armed');
       if (isNaN(end)) {
         return;
       }
-      var warning = Date.parse(config.gridhubSessionWarning || '');
+      var warning = instant(config.gridhubSessionWarning);
       watch(end, isNaN(warning) ? end - 5 * 60 * 1000 : warning);
     }
   };
