@@ -190,6 +190,39 @@ def check_sftp_setting(setting: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+_STARTUP_CHECK_INSTALLED = False
+
+
+def install_startup_check() -> None:
+    """Make the hub check ``c.CloudSSHSpawner.persistent_home_sftp`` when it starts (once).
+
+    JupyterHub builds spawners only for users, so a bad setting would otherwise surface at the
+    first spawn. This wraps ``JupyterHub.init_spawners`` (run after the config is loaded): an invalid
+    setting stops the hub with one line naming the bad key. Whichever spawner class the hub uses
+    (a MultipleSpawner's CloudSSHSpawner children read the same section).
+    """
+    global _STARTUP_CHECK_INSTALLED
+    if _STARTUP_CHECK_INSTALLED:
+        return
+    from jupyterhub.app import JupyterHub
+
+    original = JupyterHub.init_spawners
+
+    async def init_spawners(self: Any) -> Any:
+        section = self.config.get("CloudSSHSpawner", {})
+        if section.get("persistent_home_sftp"):
+            try:
+                check_sftp_setting(dict(section["persistent_home_sftp"]))
+            except ValueError as error:
+                self.log.critical("CloudSSHSpawner configuration is invalid: %s", error)
+                raise SystemExit(1) from None
+        return await original(self)
+
+    init_spawners.__doc__ = original.__doc__
+    JupyterHub.init_spawners = init_spawners  # type: ignore[method-assign]
+    _STARTUP_CHECK_INSTALLED = True
+
+
 def _lookup(auth_state: dict[str, Any], key: str) -> Any:
     """``auth_state[key]``; a dotted key reaches into nested objects (``mount.PASSWORD``)."""
     value: Any = auth_state

@@ -16,12 +16,21 @@ from jupyterhub.utils import url_path_join
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
 from . import remote
-from .home import HomeError, PersistentHome, check_sftp_setting, external_sftp
+from .home import (
+    HomeError,
+    PersistentHome,
+    check_sftp_setting,
+    external_sftp,
+    install_startup_check,
+)
 from .target import SSHTarget
 from .tunnel import DEFAULT_CIPHERS, Forwards, Refresher, Tunnel, TunnelError
 
 if TYPE_CHECKING:
     from corc_core import SSHAuthenticator
+
+
+install_startup_check()  # a bad persistent_home_sftp stops the hub at start, naming the key
 
 
 class SpawnError(RuntimeError):

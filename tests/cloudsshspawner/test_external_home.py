@@ -8,6 +8,7 @@ namespace whose /etc/passwd and /etc/shadow name that user (this machine's are l
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -33,11 +34,14 @@ class ERDA:
     """An SFTP-only OpenSSH service: user ``erda-<name>`` (password ``password``), chrooted to
     ``chroot``; the files land in ``data`` (the user's directory, ``/data`` on the service)."""
 
-    def __init__(self, directory: Path, password: str = PASSWORD) -> None:
+    def __init__(
+        self, directory: Path, password: str = PASSWORD, client_key: Path | None = None
+    ) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.username = "erdauser"
         self.password = password
+        self.client_key = client_key  # also accepted, when given
         self.port = free_port()
         self.chroot = self.dir / "chroot"
         self.data = self.chroot / "data"
@@ -85,8 +89,7 @@ class ERDA:
                     "StrictModes no",
                     "PasswordAuthentication yes",
                     "KbdInteractiveAuthentication no",
-                    "PubkeyAuthentication no",
-                    "AuthenticationMethods password",
+                    *self._key_settings(),
                     "PermitRootLogin no",
                     f"AllowUsers {self.username}",
                     # Every path component of a chroot must be root-owned and not writable by
@@ -103,7 +106,8 @@ class ERDA:
         script = (
             'set -e; mount --make-rprivate /; mount --bind "$1/passwd" /etc/passwd;'
             ' mount --bind "$1/shadow" /etc/shadow; mount --bind "$1/group" /etc/group;'
-            ' mount --bind "$1/chroot" /mnt; exec /usr/sbin/sshd -D -e -f "$1/sshd_config"'
+            ' mount --bind "$1/chroot" /mnt; if [ -d "$1/keys" ]; then mount --bind "$1/keys" /srv; fi;'
+            ' exec /usr/sbin/sshd -D -e -f "$1/sshd_config"'
         )
         with open(self.dir / "sshd.log", "ab") as log:
             self.proc = subprocess.Popen(
@@ -120,6 +124,21 @@ class ERDA:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the ERDA sshd did not start:\n{self.log()}")
             time.sleep(0.05)
+
+    def _key_settings(self) -> list[str]:
+        if self.client_key is None:
+            return ["PubkeyAuthentication no", "AuthenticationMethods password"]
+        # sshd reads the file as the user, who cannot enter the test's directory: it is bound at
+        # /srv in the service's mount namespace.
+        keys = self.dir / "keys"
+        keys.mkdir(mode=0o755, exist_ok=True)
+        (keys / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
+        (keys / "authorized_keys").chmod(0o644)
+        return [
+            "PubkeyAuthentication yes",
+            "AuthorizedKeysFile /srv/authorized_keys",
+            "AuthenticationMethods password publickey",
+        ]
 
     def log(self) -> str:
         return (self.dir / "sshd.log").read_text(errors="replace")
@@ -324,3 +343,68 @@ def test_a_bad_sftp_setting_is_refused_naming_the_key(setting, complaint):
     with pytest.raises(TraitError, match=r"CloudSSHSpawner\.persistent_home_sftp") as raised:
         CloudSSHSpawner(persistent_home_sftp=setting)
     assert complaint in str(raised.value)
+
+
+def test_a_private_key_in_a_json_header_logs_in_to_the_service(remote, hub_factory, tmp_path):
+    """The DAG/ERDA form: the front proxy forwards ``Mount: {"USERNAME", "PRIVATEKEY"}``."""
+    key = keygen(tmp_path / "session_key")
+    erda = ERDA(tmp_path / "erda-keys", password="unused-" + PASSWORD, client_key=key)
+    erda.start()
+    try:
+        known_hosts = tmp_path / "erda_known_hosts"
+        known_hosts.write_text(erda.known_hosts_line())
+        setting = {
+            "host": "127.0.0.1",
+            "port": erda.port,
+            "known_hosts": str(known_hosts),
+            "username_key": "mount.USERNAME",
+            "private_key_key": "mount.PRIVATEKEY",
+        }
+        hub = hub_factory(
+            cloudssh_config(
+                remote,
+                f"""
+from headerauthenticator import JSONParser
+c.Authenticator.enable_auth_state = True
+c.HeaderAuthenticator.allowed_headers = {{"auth": "Remote-User", "mount": "Mount"}}
+c.HeaderAuthenticator.header_parser_classes = {{"mount": JSONParser}}
+c.CloudSSHSpawner.persistent_home_sftp = {setting!r}
+c.CloudSSHSpawner.persistent_home_mount = {str(tmp_path / "mnt")!r}
+""",
+            )
+        )
+        private = key.read_text()
+        mount = json.dumps({"USERNAME": erda.username, "PRIVATEKEY": private})
+        headers = {"Remote-User": "alice", "X-Gridhub-Secret": SECRET, "Mount": mount}
+        assert httpx.get(f"{hub.url}/hub/login", headers=headers).status_code == 302
+        ok, message = spawn(hub, "alice")
+        assert ok, message + "\n" + hub.log()[-3000:]
+        saved = contents(
+            hub, "alice", "PUT", "k.txt", json={"type": "file", "format": "text", "content": "k"}
+        )
+        assert saved.status_code in (200, 201), saved.text
+        assert (erda.data / "k.txt").read_text() == "k"
+        assert f"Accepted publickey for {erda.username}" in erda.log()
+        body = "".join(private.splitlines()[1:-1])[:40].encode()  # a piece of the key itself
+        for pid in namespace_processes(remote):
+            for name in ("cmdline", "environ"):
+                with contextlib.suppress(OSError):
+                    assert body not in Path(f"/proc/{pid}/{name}").read_bytes(), (pid, name)
+        assert files_holding(remote.root, body) == []
+        assert body.decode() not in hub.log()
+        assert hub.api().delete("/users/alice/server").status_code in (202, 204)
+    finally:
+        erda.stop()
+
+
+def test_the_hub_does_not_start_with_a_bad_sftp_setting(remote, hub_factory, tmp_path):
+    setting = {"host": "erda.example", "known_hosts": "relative/known_hosts", "password_key": "p"}
+    hub = hub_factory(
+        cloudssh_config(remote, f"c.CloudSSHSpawner.persistent_home_sftp = {setting!r}\n"),
+        start=False,
+    )
+    with pytest.raises(RuntimeError, match="exited with 1 while starting"):
+        hub.start()
+    assert "CloudSSHSpawner configuration is invalid: persistent_home_sftp['known_hosts']" in (
+        hub.log()
+    )
