@@ -307,3 +307,26 @@ def test_the_faster_gcm_cipher_still_refuses_forged_packets() -> None:
         )
         is None
     )
+
+
+def test_the_packet_log_still_works_at_debug_level_3(caplog: pytest.LogCaptureFixture) -> None:
+    """sshspeed skips formatting the packet log only while asyncssh would throw it away."""
+    import asyncssh
+    from asyncssh.logging import logger
+    from asyncssh.packet import SSHPacketLogger
+
+    class Packets(SSHPacketLogger):
+        @property
+        def logger(self):  # type: ignore[override]
+            return logger
+
+    assert sshspeed.install()
+    caplog.set_level(logging.DEBUG, logger="asyncssh")
+    Packets().log_received_packet(94, 7, b"payload")
+    assert not [r for r in caplog.records if "packet type 94" in r.getMessage()]
+    asyncssh.set_debug_level(3)
+    try:
+        Packets().log_received_packet(94, 7, b"payload")
+    finally:
+        asyncssh.set_debug_level(1)
+    assert [r for r in caplog.records if "packet type 94" in r.getMessage()]
