@@ -153,38 +153,35 @@ class LocalForward:
         self.dest_host = dest_host
         self.dest_port = dest_port
         self.log = log
-        self._servers: list[asyncio.Server] = []
+        self._server: asyncio.Server | None = None
         self._watch: asyncio.Task[None] | None = None
 
     async def listen(self, bind: str, port: int) -> int:
-        """Start listening (port 0: any free port, the same on every address); returns the port."""
+        """Start listening (``""``: every address; port 0: a free port, the same on every
+        address); returns the port."""
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(bind, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        try:
-            for family, address in dict.fromkeys((info[0], info[4][0]) for info in infos):
-                server = await loop.create_server(
-                    lambda: _LocalSide(self), address, port, family=family
-                )
-                self._servers.append(server)
-                port = port or server.sockets[0].getsockname()[1]
-        except BaseException:
-            self.close()
-            raise
+        server = await loop.create_server(lambda: _LocalSide(self), bind or None, port)
+        ports = {sock.getsockname()[1] for sock in server.sockets}
+        if len(ports) > 1:  # port 0 on several addresses: take the first one's port everywhere
+            port = server.sockets[0].getsockname()[1]
+            server.close()
+            server = await loop.create_server(lambda: _LocalSide(self), bind or None, port)
+        self._server = server
         self._watch = asyncio.ensure_future(self._close_with_connection())
-        return port
+        return server.sockets[0].getsockname()[1]
 
     async def _close_with_connection(self) -> None:
         with contextlib.suppress(Exception):
             await self.conn.wait_closed()
-        self._close_servers()
+        self._close_server()
 
-    def _close_servers(self) -> None:
-        servers, self._servers = self._servers, []
-        for server in servers:
+    def _close_server(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
             server.close()
 
     def close(self) -> None:
         """Stop listening (connections already forwarded end with the SSH connection)."""
-        self._close_servers()
+        self._close_server()
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
