@@ -5,7 +5,8 @@
    believes those headers only with the secret (``GRIDHUB_HEADER_SECRET``, made at first start).
 2. At spawn, ldap_hooks (thesis listing 7) finds or creates the user's posixAccount in OpenLDAP with
    the next uidNumber and hands ``NB_USER``/``NB_UID`` to the notebook.
-3. DockerSpawner starts the ``hpc`` notebook on the stack's network, with the shared home volume at
+3. MultipleSpawner shows the spawn page (or takes REST ``user_options``); its ``container`` child,
+   DockerSpawner, starts the ``hpc`` notebook on the stack's network with the shared home volume at
    /home and the MUNGE key; its start.sh resolves the user through LDAP and runs JupyterLab with that
    uid, so ``sbatch`` in the terminal runs jobs on the slurmd containers as that user.
 
@@ -98,14 +99,35 @@ LDAP.object_attributes = {
     "loginShell": "/bin/bash",
 }
 
-# --- notebooks: the hpc image in a container on the stack's network
-c.JupyterHub.spawner_class = "docker"
-c.DockerSpawner.image = env("GRIDHUB_NOTEBOOK_IMAGE", "gridhub/notebook-hpc:0.1.0")
+# --- notebooks: the MultipleSpawner's spawn page; its "container" child is DockerSpawner, which starts
+# the hpc notebook image on the stack's network. More templates (cloud VMs through corc, KubeSpawner)
+# go next to it: see deploy/README.md.
+notebook_image = env("GRIDHUB_NOTEBOOK_IMAGE", "gridhub/notebook-hpc:0.1.0")
+c.JupyterHub.spawner_class = "multiple"
+c.MultipleSpawner.providers = {"cluster": {"corc": None, "display_name": "This cluster"}}
+c.MultipleSpawner.templates = [
+    {
+        "name": "Notebook container",
+        "resource_type": "container",
+        "providers": ["cluster"],
+        "spawner": {
+            "class": "dockerspawner.DockerSpawner",
+            # DockerSpawner names the container when the chosen image is set, which the child gets
+            # with its kwargs, before class settings are read: so the name is a kwarg too ({{ }}
+            # keeps DockerSpawner's own placeholders from MultipleSpawner's).
+            "kwargs": {"name_template": "gridhub-notebook-{{username}}--{{servername}}"},
+        },
+    }
+]
+c.MultipleSpawner.deployments = {
+    "container": [{"name": "hpc", "image": notebook_image, "provider": "cluster"}]
+}
+# DockerSpawner's own settings (the template's kwargs and the chosen image, CPUs and memory come on
+# top).
 c.DockerSpawner.pull_policy = "never"  # images are built locally (docker/build.py)
 c.DockerSpawner.network_name = env("GRIDHUB_NETWORK", "gridhub")
 c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.remove = True
-c.DockerSpawner.name_template = "gridhub-notebook-{username}--{servername}"
 # start.sh runs as root to start nslcd and munged, then drops to the user's uid from LDAP.
 c.DockerSpawner.extra_create_kwargs = {"user": "root"}
 c.DockerSpawner.extra_host_config = {"init": True}
@@ -119,5 +141,3 @@ c.DockerSpawner.environment = {
     "MUNGE_KEY_FILE": "/run/gridhub/munge/munge.key",
 }
 c.Spawner.default_url = "/lab"
-c.Spawner.start_timeout = 120
-c.Spawner.http_timeout = 90

@@ -6,7 +6,8 @@ socket and PID file in directories of its own, no default bridge and no iptables
 user-defined network; each engine hands out subnets from a /16 that no host route uses.
 
 ``base_tarball()`` makes a Debian bookworm ``minbase`` root file system with debootstrap from the
-host's own apt mirror, once, and caches it as ``build/docker/bookworm-minbase.tar`` (git-ignored);
+host's own apt mirror, once, and caches it as ``build/docker/bookworm-minbase.tar`` (git-ignored;
+``$GRIDHUB_BUILD_DIR`` instead of ``build/docker`` when set);
 ``DockerEngine.base_image()`` imports it as ``BASE_IMAGE``.
 
     engine = DockerEngine(tmp_path / "docker")
@@ -40,7 +41,9 @@ from pathlib import Path
 from .process import Daemon, kill_pidfile
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / "build" / "docker"
+# Where the base tarball, build contexts, logs and the stack's engine live; GRIDHUB_BUILD_DIR moves them
+# all (e.g. to measure a run with nothing cached).
+CACHE = Path(os.environ.get("GRIDHUB_BUILD_DIR") or REPO / "build" / "docker").resolve()
 BASE_TARBALL = CACHE / "bookworm-minbase.tar"
 BASE_IMAGE = "gridhub/bookworm-base:12"
 SUITE = "bookworm"

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -26,10 +27,10 @@ import pytest
 import websocket
 import yaml
 
-from tests.harness.docker import DockerEngine
+from tests.harness.docker import CACHE, DockerEngine
 from tests.stack.stack import COMPOSE_FILE, REPO, Stack, version
 
-WORKDIR = REPO / "build" / "docker" / "stack-test"
+WORKDIR = CACHE / "stack-test"
 IMAGES = [
     "runtime",
     "python",
@@ -44,16 +45,29 @@ IMAGES = [
 SECRET_WORDS = re.compile(r"(PASSWORD|SECRET|TOKEN|CRYPT|PRIVATE|_KEY\b|^KEY\b)", re.I)
 # names of where a secret goes, not secrets: GRIDHUB_SECRET_HEADER, MUNGE_KEY_FILE
 NAMES_A_PLACE = ("_HEADER", "_FILE", "_DIR")
+# the MultipleSpawner offer of deploy/jupyterhub_config.py: the hpc image in a container
+CHOICE = {"provider": "cluster", "resource_type": "container", "deployment": "hpc"}
 
 
 def looks_secret(name: str) -> bool:
     return bool(SECRET_WORDS.search(name)) and not name.upper().endswith(NAMES_A_PLACE)
 
 
+TIMINGS = CACHE / "stack-test-times.log"
+
+
+def timing(line: str) -> None:
+    """One phase's time, for scripts/stack-test.sh to print at the end (pytest keeps stderr)."""
+    load = Path("/proc/loadavg").read_text().split()[0]
+    with open(TIMINGS, "a") as out:
+        out.write(f"{line} (load {load})\n")
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[DockerEngine]:
     # The data root persists in build/docker/ (git-ignored) so a second run reuses the images.
     eng = DockerEngine(WORKDIR, data_root=WORKDIR / "root")
+    TIMINGS.unlink(missing_ok=True)
     eng.start()  # raises EngineUnavailable with the reason when the engine cannot run here
     try:
         yield eng
@@ -76,10 +90,8 @@ def stack(engine: DockerEngine) -> Iterator[Stack]:
     )
     try:
         st.up()
-        print(
-            f"\nstack: images {built - started:.0f} s, up and healthy {time.monotonic() - built:.0f} s",
-            file=sys.stderr,
-        )
+        timing(f"images built in {built - started:.0f} s (per image: {CACHE}/build-times.log)")
+        timing(f"stack up and healthy in {time.monotonic() - built:.0f} s")
         yield st
     except BaseException:
         print(st.logs(80), file=sys.stderr)
@@ -111,9 +123,27 @@ class Person:
     def login(self) -> httpx.Response:
         return self.client.get("/hub/login")
 
-    def spawn(self, timeout: float = 240) -> None:
-        """Start the default server as the hub page does, then open JupyterLab (OAuth with the hub)."""
-        self.client.get("/hub/spawn", follow_redirects=False)
+    def spawn(self, how: str, timeout: float = 240) -> None:
+        """Start the default server through the MultipleSpawner, by its spawn page (``how="form"``)
+        or by REST ``user_options`` (``how="rest"``), then open JupyterLab (OAuth with the hub)."""
+        if how == "form":
+            page = self.client.get("/hub/spawn")
+            assert page.status_code == 200, page.text[-500:]
+            assert 'name="deployment"' in page.text and "This cluster" in page.text, page.text
+            action = re.search(r'action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+            fields = {**CHOICE, "cpu": "1", "memory_gb": "1", "gpus": "0", "minutes": "60"}
+            posted = self.client.post(action, data=fields, follow_redirects=False)
+            assert posted.status_code == 302, (posted.status_code, posted.text[-500:])
+        else:
+            xsrf = {"X-XSRFToken": self.client.cookies.get("_xsrf", path="/hub/")}
+            api = f"/hub/api/users/{self.name}/server"
+            # an image or deployment the admin did not offer is refused before anything starts
+            forged = self.client.post(
+                api, json={**CHOICE, "deployment": "evil/miner"}, headers=xsrf
+            )
+            assert forged.status_code == 400, forged.text
+            started = self.client.post(api, json={**CHOICE, "cpu": 1, "memory_gb": 1}, headers=xsrf)
+            assert started.status_code in (201, 202), started.text
         deadline = time.monotonic() + timeout
         page = None
         while time.monotonic() < deadline:
@@ -256,19 +286,23 @@ def test_dockerfiles_pass_hadolint_and_our_rules():
 
 
 def test_images_carry_no_secret(stack: Stack):
-    for name in IMAGES:
-        tag = f"gridhub/{name}:{version()}"
+    def secret_files(tag: str) -> list[str]:
+        return stack.engine.docker(
+            "run", "--rm", "--network", "none", "--user", "root", "--entrypoint", "bash", tag,
+            "-c", "find / -xdev \\( -name munge.key -o -name 'ssh_host_*_key' -o -name '*.sqlite' "
+            "-o -name 'jupyterhub_cookie_secret' \\) 2>/dev/null",
+        ).stdout.split()  # fmt: skip
+
+    tags = [f"gridhub/{name}:{version()}" for name in IMAGES]
+    with ThreadPoolExecutor(max_workers=len(tags)) as pool:
+        found = dict(zip(tags, pool.map(secret_files, tags), strict=True))
+    for tag in tags:
         info = json.loads(stack.engine.docker("image", "inspect", tag).stdout)[0]
         for item in info["Config"].get("Env") or []:
             assert not looks_secret(item.split("=", 1)[0]), f"{tag}: ENV {item}"
         history = stack.engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
         assert not re.search(r"(PASSWORD|SECRET|TOKEN)=\S", history.stdout), tag
-        found = stack.engine.docker(
-            "run", "--rm", "--network", "none", "--user", "root", "--entrypoint", "bash", tag,
-            "-c", "find / -xdev \\( -name munge.key -o -name 'ssh_host_*_key' -o -name '*.sqlite' "
-            "-o -name 'jupyterhub_cookie_secret' \\) 2>/dev/null",
-        ).stdout.split()  # fmt: skip
-        assert found == [], f"{tag} contains {found}"
+        assert found[tag] == [], f"{tag} contains {found[tag]}"
     # the generated secrets exist, in their volumes only, readable by root only
     modes = stack.exec(
         stack.container("openldap"), "stat -c '%a %U' /run/gridhub/secrets/ldap/admin_password"
@@ -298,7 +332,7 @@ def test_modi_path_end_to_end(stack: Stack):
     assert page.status_code == 200, page.text[:400]
     assert alice.client.get("/hub/api/user").json()["name"] == "alice"
 
-    alice.spawn()
+    alice.spawn(how="form")
     account = ldap_account(stack, "alice")
     assert "posixAccount" in account["objectClass"]
     uid = int(account["uidNumber"])
@@ -306,6 +340,11 @@ def test_modi_path_end_to_end(stack: Stack):
     assert account["homeDirectory"] == "/home/alice"
 
     box = notebook(stack, alice)
+    # MultipleSpawner's container child made it: the offered image with the chosen CPU and memory
+    (info,) = json.loads(stack.engine.docker("inspect", box).stdout)
+    assert info["Config"]["Image"] == f"gridhub/notebook-hpc:{version()}"
+    assert (info["HostConfig"]["CpuQuota"], info["HostConfig"]["CpuPeriod"]) == (100_000, 100_000)
+    assert info["HostConfig"]["Memory"] == 1024**3
     # the notebook server runs as alice's uid from LDAP, in the shared home
     ps = stack.exec(box, "ps -eo uid=,args= | grep '[j]upyterhub-singleuser'").stdout
     assert ps.split()[0] == str(uid), ps
@@ -329,7 +368,7 @@ def test_modi_path_end_to_end(stack: Stack):
     # a second user: their own uid, and no way into alice's home
     bob = Person(stack, "bob")
     assert bob.login().status_code == 200
-    bob.spawn()
+    bob.spawn(how="rest")
     bob_uid = int(ldap_account(stack, "bob")["uidNumber"])
     assert bob_uid != uid
     denied = stack.exec(

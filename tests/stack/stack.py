@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness.docker import DOCKER_CLI, DockerEngine, EngineUnavailable
+from tests.harness.docker import CACHE, DOCKER_CLI, DockerEngine, EngineUnavailable
 from tests.harness.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +152,7 @@ class Stack:
 
 # ----------------------------------------------------------------------------- make stack-demo/down
 
-DEMO_DIR = REPO / "build" / "docker" / "demo"
+DEMO_DIR = CACHE / "demo"
 
 
 def _demo(port: int) -> int:
