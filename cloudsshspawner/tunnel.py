@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from . import sshspeed
 from .apifilter import ApiFilter
 from .localforward import MAX_PACKET, WINDOW, LocalForward
 from .target import SSHTarget
@@ -175,7 +174,6 @@ class Tunnel:
 
     async def _open_connection(self) -> asyncssh.SSHClientConnection:
         target = self.target
-        sshspeed.install()
         key = await self._client_key()
         try:
             conn = await asyncio.wait_for(

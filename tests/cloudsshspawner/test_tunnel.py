@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench._http_server import download
-from cloudsshspawner import SSHTarget, Tunnel, TunnelError, sshspeed
+from cloudsshspawner import SSHTarget, Tunnel, TunnelError
 from cloudsshspawner.tunnel import Forwards
 from tests.cloudsshspawner.conftest import Remote
 from tests.harness.process import port_open
@@ -276,57 +276,3 @@ def test_the_local_forward_comes_back_on_its_port_after_a_reconnect(
         assert not port_open("127.0.0.1", port), "the local forward outlived close()"
 
     asyncio.run(scenario())
-
-
-def test_the_faster_gcm_cipher_still_refuses_forged_packets() -> None:
-    """sshspeed keeps one AESGCM per key: packets still decrypt in sequence, and a changed
-    byte in the ciphertext, the tag or the (authenticated) length header is refused."""
-    from asyncssh.crypto.cipher import GCMCipher
-
-    assert sshspeed.install()
-    key, iv = os.urandom(16), os.urandom(12)
-    sender = GCMCipher("aes128-gcm", key, iv)
-    packets = [sender.encrypt_and_sign(b"\0\0\0\x20", os.urandom(32)) for _ in range(3)]
-
-    receiver = GCMCipher("aes128-gcm", key, iv)
-    for sealed, tag in packets:
-        header, body = sealed[:4], sealed[4:]
-        assert receiver.verify_and_decrypt(header, body, tag) is not None
-
-    def flip(data: bytes) -> bytes:
-        return bytes([data[0] ^ 1]) + data[1:]
-
-    (sealed, tag) = packets[0]
-    header, body = sealed[:4], sealed[4:]
-    for forged in ((header, flip(body), tag), (header, body, flip(tag)), (flip(header), body, tag)):
-        assert GCMCipher("aes128-gcm", key, iv).verify_and_decrypt(*forged) is None
-    # Out of sequence (the second packet's nonce), an authentic packet is refused too.
-    assert (
-        GCMCipher("aes128-gcm", key, iv).verify_and_decrypt(
-            packets[1][0][:4], packets[1][0][4:], packets[1][1]
-        )
-        is None
-    )
-
-
-def test_the_packet_log_still_works_at_debug_level_3(caplog: pytest.LogCaptureFixture) -> None:
-    """sshspeed skips formatting the packet log only while asyncssh would throw it away."""
-    import asyncssh
-    from asyncssh.logging import logger
-    from asyncssh.packet import SSHPacketLogger
-
-    class Packets(SSHPacketLogger):
-        @property
-        def logger(self):  # type: ignore[override]
-            return logger
-
-    assert sshspeed.install()
-    caplog.set_level(logging.DEBUG, logger="asyncssh")
-    Packets().log_received_packet(94, 7, b"payload")
-    assert not [r for r in caplog.records if "packet type 94" in r.getMessage()]
-    asyncssh.set_debug_level(3)
-    try:
-        Packets().log_received_packet(94, 7, b"payload")
-    finally:
-        asyncssh.set_debug_level(1)
-    assert [r for r in caplog.records if "packet type 94" in r.getMessage()]

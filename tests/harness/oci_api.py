@@ -108,6 +108,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: State
     public_key = None
+    routing = False  # inside the state lock: answers wait for the save
 
     def log_message(self, *args: object) -> None:
         pass
@@ -121,6 +122,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers: dict | None = None,
         raw: bytes | None = None,
     ) -> None:
+        if self.routing:  # answered once the state is saved: a client that reads the state
+            self.pending = (0.0, (status, body, headers, raw))  # file after a reply sees its effect
+            return
         data = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
         if self.delay:
             time.sleep(self.delay)
@@ -168,6 +172,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self.delay = 0.0
+        self.routing = False
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if self.path == "/_control" and self.command == "POST":
@@ -190,9 +195,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.pending: tuple | None = None
         with self.state.lock:
             self.state.data["calls"].append(f"{self.command} /{'/'.join(parts[:1])}")
+            self.routing = True
             try:
                 self._route(parts, query, json.loads(body) if body else {})
             finally:
+                self.routing = False
                 self.state.save()
         if self.pending is not None:  # answered outside the lock: a slow answer blocks no one
             self.delay, pending = self.pending

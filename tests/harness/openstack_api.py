@@ -18,6 +18,7 @@ import base64
 import copy
 import http.server
 import json
+import os
 import sys
 import threading
 import uuid
@@ -66,8 +67,6 @@ class State:
     def save(self) -> None:
         with open(self.path + ".tmp", "w") as out:
             json.dump(self.data, out)
-        import os
-
         os.replace(self.path + ".tmp", self.path)
 
 
@@ -105,6 +104,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sys.stderr.write("openstack-api: " + fmt % args + "\n")
 
     def _send(self, status: int, body: object = None, headers: dict | None = None) -> None:
+        # Saved before the answer leaves: a client that reads the state file after a reply (a test
+        # checking that a DELETE took) must see that call's effect.
+        self.state.save()
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
