@@ -253,14 +253,24 @@ class EC2Extras(DriverExtras):
         return [image for image in images if image.name == name]
 
     def get_node(self, driver: Any, node_id: str) -> Any:
-        nodes = driver.list_nodes(ex_node_ids=[node_id])
-        return nodes[0] if nodes else None
+        """One DescribeInstances (libcloud's ``list_nodes`` adds a DescribeAddresses, a second
+        round trip for what the instance's public IP already says)."""
+        from libcloud.compute.drivers.ec2 import NAMESPACE
+        from libcloud.utils.xml import findall
+
+        params = {"Action": "DescribeInstances", "InstanceId.1": node_id}
+        page = driver.connection.request(driver.path, params=params).object
+        for reservation in findall(page, "reservationSet/item", NAMESPACE):
+            for node in driver._to_nodes(reservation, "instancesSet/item"):
+                if node.id == node_id:
+                    return node
+        return None
 
     def list_nodes(self, driver: Any, tags: dict[str, str]) -> list[Any]:
         """Every page: DescribeInstances answers ``EC2_PAGE_SIZE`` reservations at a time with a
         ``nextToken`` (AWS and moto), and libcloud's ``list_nodes`` reads only the first page.
-        Elastic IPs come from one DescribeAddresses for all nodes, matched by instance id
-        (libcloud's own matching parses every address once per node)."""
+        No DescribeAddresses: an instance's public IP already is its Elastic IP when it has one
+        (libcloud's own matching also parsed every address once per node)."""
         from libcloud.compute.drivers.ec2 import NAMESPACE
         from libcloud.utils.xml import findall, findtext
 
@@ -275,17 +285,6 @@ class EC2Extras(DriverExtras):
             if not token:
                 break
             params["NextToken"] = token
-        if nodes:
-            addresses = driver.connection.request(
-                driver.path, params={"Action": "DescribeAddresses"}
-            ).object
-            elastic: dict[str, list[str]] = {}
-            for address in driver._to_addresses(addresses, only_associated=True):
-                elastic.setdefault(address.instance_id, []).append(address.ip)
-            for node in nodes:
-                for ip in elastic.get(node.id, ()):
-                    if ip not in node.public_ips:
-                        node.public_ips.append(ip)
         return nodes
 
     def locations(self, driver: Any) -> list[tuple[str, Any]]:

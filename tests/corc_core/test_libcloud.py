@@ -239,17 +239,17 @@ async def test_not_found_right_after_run_instances_is_waited_out(moto, store) ->
 
     orchestrator = LibcloudOrchestrator(moto, store=store, owner="a", poll_interval=0.05)
     driver = await orchestrator._get_driver()
-    original = driver.list_nodes
+    original = driver.connection.request
     refusals = 0
 
-    def not_yet(*args, **kwargs):
+    def not_yet(action, params=None, *args, **kwargs):
         nonlocal refusals
-        if kwargs.get("ex_node_ids") and refusals < 2:
+        if (params or {}).get("InstanceId.1") and refusals < 2:
             refusals += 1
             raise BaseHTTPError(400, "InvalidInstanceID.NotFound: The instance ID does not exist")
-        return original(*args, **kwargs)
+        return original(action, params, *args, **kwargs)
 
-    driver.list_nodes = not_yet
+    driver.connection.request = not_yet
     resource = await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
     assert refusals == 2
     assert resource.state == "running"
@@ -328,4 +328,32 @@ async def test_sizes_are_listed_once_per_account_and_choices_reused(
     await again.setup(LibcloudOrchestrator.make_resource_config())
     await again.tear_down()
     assert listed == [moto["key"], "AKIDOTHER", moto["key"]]
+    assert live_nodes(moto) == []
+
+
+async def test_an_instance_is_read_in_one_request_with_its_elastic_ip(moto, store) -> None:
+    """The read that sees a new machine running is one DescribeInstances (libcloud's
+    ``list_nodes`` adds a DescribeAddresses round trip); an Elastic IP still shows, as the
+    instance's public IP."""
+    orchestrator = LibcloudOrchestrator(moto, store=store, owner="a", poll_interval=0.05)
+    resource = await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
+    driver = raw_driver(moto)
+    [node] = [n for n in driver.list_nodes() if n.id == resource.id]
+    address = driver.ex_allocate_address()
+    driver.ex_associate_address_with_node(node, address)
+    ours = await orchestrator._get_driver()
+    sent: list[dict] = []
+    original = ours.connection.request
+
+    def recording(action, params=None, *args, **kwargs):
+        sent.append(dict(params or {}))
+        return original(action, params, *args, **kwargs)
+
+    ours.connection.request = recording
+    fresh = await orchestrator.get_resource_state(resource.id)
+    assert [(p["Action"], p.get("InstanceId.1")) for p in sent] == [
+        ("DescribeInstances", resource.id)
+    ]
+    assert fresh.state == "running" and fresh.addresses[0] == address.ip
+    await orchestrator.tear_down()
     assert live_nodes(moto) == []
