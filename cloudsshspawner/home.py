@@ -29,6 +29,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -417,6 +418,10 @@ class PersistentHome:
         self._server: _Source | None = None
         self._client: asyncssh.SSHClientProcess[bytes] | None = None
         self._pumps: list[asyncio.Task[None]] = []
+        self._watcher: asyncio.Task[None] | None = None
+        #: Called when a mount ends that nobody unmounted (sshfs exited, the storage's connection
+        #: or the SSH connection dropped), so its owner can mount again.
+        self.on_lost: Callable[[], None] | None = None
 
     @property
     def directory(self) -> Path:
@@ -460,10 +465,23 @@ class PersistentHome:
             await self.close()
             raise
         self.path = path
+        self._watcher = asyncio.ensure_future(self._watch(self._client))
         self.log.info(
             "Mounted %s's persistent home (%s) at %s", self.username, self.description, path
         )
         return path
+
+    async def _watch(self, client: asyncssh.SSHClientProcess[bytes]) -> None:
+        await client.wait_closed()
+        if self._client is client:  # not closed by us
+            self.log.warning(
+                "%s's persistent home at %s is no longer mounted (%s or the SSH connection ended)",
+                self.username,
+                self.path,
+                self.description,
+            )
+            if self.on_lost is not None:
+                self.on_lost()
 
     async def _run(self, conn: asyncssh.SSHClientConnection, command: str) -> str:
         try:
@@ -507,6 +525,9 @@ class PersistentHome:
         """End the channel, the pumps and the hub-side server (the remote mount dies with them)."""
         client, self._client = self._client, None
         server, self._server = self._server, None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
         if client is not None:
             client.close()
         for task in self._pumps:

@@ -259,6 +259,8 @@ class CloudSSHSpawner(Spawner):
         self._events: list[dict[str, Any]] = []
         self._handed_target = target is not None
         self.home: PersistentHome | None = None
+        self._home_lock = asyncio.Lock()
+        self._remount: asyncio.Future[None] | None = None
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -418,9 +420,11 @@ class CloudSSHSpawner(Spawner):
         try:
             if self.home is None:
                 self.home = await self._new_home()
+                self.home.on_lost = self._home_lost
             await tunnel.connect()
             assert tunnel._conn is not None  # the tunnel's live connection carries the mount
-            path = await self.home.mount(tunnel._conn)
+            async with self._home_lock:
+                path = await self.home.mount(tunnel._conn)
         except HomeError as error:
             message = f"your persistent home could not be mounted: {error}"
             if not self.persistent_home_optional:
@@ -428,6 +432,24 @@ class CloudSSHSpawner(Spawner):
             self._progress(40, f"WARNING: {message}; files you save are lost when it stops")
             return {"GRIDHUB_EPHEMERAL_HOME": message}
         return {"HOME": path, "GRIDHUB_PERSISTENT_HOME": path}
+
+    def _home_lost(self) -> None:
+        """The mount ended under a running notebook: mount again (once at a time).
+
+        When the SSH connection itself dropped, ``_established`` mounts again after the reconnect.
+        """
+        if self._remount is None or self._remount.done():
+            self._remount = asyncio.ensure_future(self._remount_home())
+
+    async def _remount_home(self) -> None:
+        await asyncio.sleep(1)  # let a dropped SSH connection be noticed; spare the storage
+        tunnel, home = self.tunnel, self.home
+        if not self.pid or tunnel is None or not tunnel.connected or home is None or home.mounted:
+            return
+        try:
+            await self._mount_home(tunnel)
+        except HomeError as error:
+            self.log.error("%s: %s", self._log_name, error)
 
     async def _new_home(self) -> PersistentHome:
         if self.persistent_home_root and self.persistent_home_sftp:
@@ -448,7 +470,10 @@ class CloudSSHSpawner(Spawner):
         )
 
     async def _unmount_home(self) -> None:
+        if self._remount is not None:
+            self._remount.cancel()
         if self.home is not None:
+            self.home.on_lost = None  # this unmount is ours
             conn = self.tunnel._conn if self.tunnel is not None else None
             await self.home.unmount(conn if conn is not None and not conn.is_closed() else None)
             self.home = None  # the next start reads the (maybe renewed) credential again

@@ -143,6 +143,19 @@ class ERDA:
     def log(self) -> str:
         return (self.dir / "sshd.log").read_text(errors="replace")
 
+    def drop_sessions(self) -> None:
+        """Kill the sshd processes serving logged-in sessions (the listener stays)."""
+        assert self.proc is not None
+        namespace = os.readlink(f"/proc/{self.proc.pid}/ns/mnt")
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                if not entry.name.isdigit() or int(entry.name) == self.proc.pid:
+                    continue
+                if os.readlink(entry / "ns" / "mnt") != namespace:
+                    continue
+                if (entry / "cmdline").read_bytes().startswith(f"sshd: {self.username}".encode()):
+                    os.kill(int(entry.name), signal.SIGKILL)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -248,6 +261,21 @@ def test_home_on_an_external_sftp_service_with_the_forwarded_password(
     assert secret.decode() not in hub.log()
     sshfs = ssh(remote, "ps -o args= -C sshfs").stdout
     assert "passive" in sshfs and "127.0.0.1" not in sshfs
+
+    # The service drops the hub's session: sshfs ends, and the spawner mounts the home again.
+    mounted = "Mounted alice's persistent home (the storage service"
+    assert hub.log().count(mounted) == 1
+    erda.drop_sessions()
+    deadline = time.monotonic() + 60
+    while hub.log().count(mounted) < 2:
+        assert time.monotonic() < deadline, "the home was not mounted again after the drop"
+        time.sleep(0.5)
+    assert "is no longer mounted" in hub.log()
+    again = contents(
+        hub, "alice", "PUT", "again.txt", json={"type": "file", "format": "text", "content": "2"}
+    )
+    assert again.status_code in (200, 201), again.text
+    assert (erda.data / "again.txt").read_text() == "2"
 
     # Stop: unmounted, the file stays on the service; the next spawn finds it.
     assert hub.api().delete("/users/alice/server").status_code in (202, 204)
