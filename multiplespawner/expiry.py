@@ -7,7 +7,8 @@ restart re-arms the timer from it (a session that ended while the hub was down i
 as the hub is back). JupyterLab shows the warning: the notebook's ``JUPYTER_PATH`` and
 ``JUPYTER_CONFIG_PATH`` also name ``session_notice/`` (a prebuilt lab extension that counts down
 in a banner, and a server config that hands it the two times), where that directory exists on the
-notebook's host (this machine, a sandbox VM; an image with gridhub installed). At the end the hub stops the server exactly as its own stop button does:
+notebook's host (this machine, a sandbox VM, a SLURM node; not a container: its image keeps its
+own paths). At the end the hub stops the server exactly as its own stop button does:
 proxy route removed, ``stop()`` (which tears the resource down), state cleared.
 """
 
@@ -102,9 +103,13 @@ class SessionExpiry(Spawner):
             self.session_unit_seconds
         )
 
-    def session_expiry_prepare(self, child: Spawner, minutes: float | None) -> None:
+    def session_expiry_prepare(
+        self, child: Spawner, minutes: float | None, notice: bool = True
+    ) -> None:
         """Give ``child`` the session's end in its environment (fixed when it builds the
-        environment, i.e. when it starts the notebook). ``minutes`` None or 0: no limit."""
+        environment, i.e. when it starts the notebook). ``minutes`` None or 0: no limit.
+        ``notice``: also put ``session_notice/`` on the notebook's Jupyter paths (not for a
+        container, whose image has its own paths and not our files)."""
         self.session_expiry_disarm()
         self._session_end = None
         self._session_minutes = minutes or None
@@ -114,7 +119,7 @@ class SessionExpiry(Spawner):
         # Callables are evaluated by Spawner.get_env() when the child starts the notebook.
         environment[END_VARIABLE] = lambda _spawner: iso(self._fix_end())
         environment[WARNING_VARIABLE] = lambda _spawner: iso(self._fix_end() - self._warning_lead())
-        for variable, directory in NOTICE_PATHS.items():
+        for variable, directory in NOTICE_PATHS.items() if notice else ():
             environment[variable] = prepend_path(directory, environment.get(variable))
         child.environment = environment
 
@@ -234,6 +239,7 @@ async def stop_like_the_hub(spawner: Spawner) -> None:
 __all__ = [
     "END_VARIABLE",
     "NOTICE_DIR",
+    "NOTICE_PATHS",
     "WARNING_VARIABLE",
     "SessionExpiry",
     "iso",

@@ -534,7 +534,9 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
             push_later_attributes(self, self.child)
             self._child_starting = True
             self._news.set()
-            self.session_expiry_prepare(self.child, choice.minutes)
+            self.session_expiry_prepare(
+                self.child, choice.minutes, notice=choice.resource_type != "container"
+            )
             await self.persistent_home_prepare(self.child)
             url = await self.child.start()
             await self.session_expiry_start()

@@ -160,12 +160,18 @@ class Hub:
 
 
 def spawn(
-    hub: Hub, user: str, timeout: float = 90, events: list[str] | None = None
+    hub: Hub,
+    user: str,
+    timeout: float = 90,
+    events: list[str] | None = None,
+    options: dict | None = None,
+    server: str = "",
 ) -> tuple[bool, str]:
     """Start ``user``'s server through the REST API; (True, "") when ready, else (False, message).
 
-    The message is the one the spawn page shows (the progress stream's failure event); the
-    progress messages the page shows on the way are appended to ``events``.
+    ``options`` are sent as the ``user_options`` (none: the saved ones), ``server`` names a named
+    server. The message is the one the spawn page shows (the REST error, or the progress stream's
+    failure event); the progress messages the page shows on the way are appended to ``events``.
     """
     import json
     import time
@@ -173,12 +179,16 @@ def spawn(
 
     api = hub.api()
     user = quote(user, safe="")
-    response = api.post(f"/users/{user}/server")
+    path = f"/users/{user}/servers/{quote(server, safe='')}" if server else f"/users/{user}/server"
+    if options is None:
+        response = api.post(path)
+    else:
+        response = api.post(path, json={"user_options": options})
     if response.status_code >= 400:
         return False, response.json().get("message", response.text)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with api.stream("GET", f"/users/{user}/server/progress", timeout=timeout) as stream:
+        with api.stream("GET", f"{path}/progress", timeout=timeout) as stream:
             for line in stream.iter_lines():
                 if not line.startswith("data:"):
                     continue

@@ -126,6 +126,10 @@ def test_a_container_child_runs_the_notebook_with_the_chosen_limits(docker_engin
     assert (info["HostConfig"]["CpuQuota"], info["HostConfig"]["CpuPeriod"]) == (100_000, 100_000)
     assert info["HostConfig"]["Memory"] == 1024**3
     assert docker_engine.network in info["NetworkSettings"]["Networks"]
+    # The session's end reaches the container; our Jupyter paths do not (the image keeps its own).
+    names = {entry.split("=", 1)[0] for entry in info["Config"]["Env"]}
+    assert "GRIDHUB_SESSION_END" in names
+    assert not names & {"JUPYTER_PATH", "JUPYTER_CONFIG_PATH"}, names
 
     hub.api().delete("/users/alice/server")
     wait_stopped(hub, "alice")

@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from multiplespawner.expiry import iso
+from multiplespawner.expiry import NOTICE_PATHS, iso
 from tests.harness.process import server_environment
 from tests.multiplespawner.conftest import LOCAL, VM, hub_config, login, make_setup, wait_stopped
 from tests.multiplespawner.test_spawn import start
@@ -38,6 +38,9 @@ def test_a_session_stops_at_its_end_and_the_server_was_told_when(tmp_path: Path,
     assert env["GRIDHUB_SESSION_END"] == iso(end)
     assert datetime.fromisoformat(env["GRIDHUB_SESSION_WARNING"]).timestamp() == end - 20
     assert end - time.time() <= 50
+    # JupyterLab finds the session notice (extension and its server config) first on its paths.
+    for variable, directory in NOTICE_PATHS.items():
+        assert env[variable].split(":")[0] == directory
     assert setup.live_records() == [("local", "alice", "running")]
 
     wait_stopped(hub, "alice", timeout=end - time.time() + 30)

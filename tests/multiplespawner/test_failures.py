@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.multiplespawner.conftest import (
     LOCAL,
     VM,
@@ -26,10 +28,17 @@ def nothing_left(setup) -> None:
 
 
 def test_ordering_fails(tmp_path: Path, hub_factory) -> None:
-    setup = make_setup(tmp_path / "ms", gpus=0)  # the pool has no GPU at all
+    setup = make_setup(tmp_path / "ms", gpus=0)
+    # Two hosts: 2 CPUs without a GPU, 1 CPU with one. The form allows 2 CPUs and 1 GPU (each host
+    # has one of them), but no host has both: corc's order fails.
+    config = yaml.safe_load(setup.corc_config.read_text())
+    config["corc"]["providers"]["local"]["hosts"].append(
+        {"name": "gpu-host", "address": "127.0.0.1", "cpu": 1, "memory_gb": 4, "gpus": 1}
+    )
+    setup.corc_config.write_text(yaml.safe_dump(config))
     hub = hub_factory(hub_config(setup))
     login(hub, "alice")
-    ok, message = start(hub, "alice", {**LOCAL, "gpus": 1})
+    ok, message = start(hub, "alice", {**LOCAL, "cpu": 2, "gpus": 1})
     assert not ok
     assert "This machine could not provide the machine: " in message, message
     assert "GPU" in message and "\n" not in message

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 
+from tests.harness.hub import spawn
 from tests.harness.process import server_environment
 from tests.multiplespawner.conftest import (
     LOCAL,
@@ -20,25 +19,8 @@ from tests.multiplespawner.conftest import (
 
 
 def start(hub, user: str, options: dict, server: str = "", events: list | None = None):
-    """POST the options and follow the progress stream: (ok, message)."""
-    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
-    response = hub.api().post(path, json={"user_options": options})
-    if response.status_code >= 400:
-        return False, response.json()["message"]
-    deadline = time.monotonic() + 180
-    with hub.api().stream("GET", f"{path}/progress", timeout=180) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:])
-            if events is not None and event.get("message"):
-                events.append(event["message"])
-            if event.get("ready"):
-                return True, ""
-            if event.get("failed"):
-                return False, event.get("message", "")
-            assert time.monotonic() < deadline
-    return False, "progress stream ended"
+    """POST the options and follow the progress stream: (ok, message). VMs get 180 s."""
+    return spawn(hub, user, timeout=180, events=events, options=options, server=server)
 
 
 def test_this_machine_with_a_gpu_from_the_pool(tmp_path: Path, hub_factory) -> None:
