@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown image {unknown[0]!r}; the images are {', '.join(IMAGES)}")
     names = args.images or list(IMAGES)
     CACHE.mkdir(parents=True, exist_ok=True)
+    (CACHE / "build-times.log").unlink(missing_ok=True)
     total = time.monotonic()
     try:
         times = build_all(names, args.tag, args.jobs)
