@@ -306,6 +306,7 @@ class DockerEngine:
         except BlockingIOError:
             os.close(self._lock)
             self._lock = None
+            remove_run_dir(self.run_dir)
             raise EngineUnavailable(
                 f"another engine is using {self.data_root}; stop it or give another data root"
             ) from None
@@ -331,6 +332,7 @@ class DockerEngine:
             self.daemon.start(self.ping, timeout=timeout)
         except RuntimeError as exc:
             self._unlock()
+            remove_run_dir(self.run_dir)
             raise EngineUnavailable(f"the Docker engine did not start: {exc}") from exc
 
     def ping(self) -> bool:
