@@ -220,9 +220,9 @@ async def main() -> None:
     )
     print(
         "corc scale: the commands include a fresh Python process (imports, ~1 s) each; the cloud"
-        " listing is moto's time (one page of up to 1,000 instances; moto renders each instance"
-        " slowly and filters all of them again for every page, which EC2 does not); the records"
-        " part is corc's own: one indexed read of the records the listing names"
+        " listing is moto's time (one page of up to 1,000 instances; moto's answer grows faster"
+        " than its instance count even in one page, see the bare line); the records part is"
+        " corc's own: one indexed read of the records the listing names"
     )
 
 
