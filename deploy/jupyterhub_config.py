@@ -110,13 +110,7 @@ c.MultipleSpawner.templates = [
         "name": "Notebook container",
         "resource_type": "container",
         "providers": ["cluster"],
-        "spawner": {
-            "class": "dockerspawner.DockerSpawner",
-            # DockerSpawner names the container when the chosen image is set, which the child gets
-            # with its kwargs, before class settings are read: so the name is a kwarg too ({{ }}
-            # keeps DockerSpawner's own placeholders from MultipleSpawner's).
-            "kwargs": {"name_template": "gridhub-notebook-{{username}}--{{servername}}"},
-        },
+        "spawner": {"class": "dockerspawner.DockerSpawner"},
     }
 ]
 c.MultipleSpawner.deployments = {
@@ -124,6 +118,7 @@ c.MultipleSpawner.deployments = {
 }
 # DockerSpawner's own settings (the template's kwargs and the chosen image, CPUs and memory come on
 # top).
+c.DockerSpawner.name_template = "gridhub-notebook-{username}--{servername}"
 c.DockerSpawner.pull_policy = "never"  # images are built locally (docker/build.py)
 c.DockerSpawner.network_name = env("GRIDHUB_NETWORK", "gridhub")
 c.DockerSpawner.use_internal_ip = True

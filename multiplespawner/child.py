@@ -104,11 +104,22 @@ def choice_kwargs(cls: type[Spawner], choice: Choice, deployment: Deployment) ->
 
 
 def build_child(parent: Spawner, cls: type[Spawner], kwargs: dict[str, Any]) -> Spawner:
-    """A child constructed exactly as ``User._new_spawner`` would, plus ``kwargs``."""
+    """A child constructed exactly as ``User._new_spawner`` would, then given ``kwargs``.
+
+    Traits in ``kwargs`` are set once the constructor has loaded ``config``: traitlets sets
+    constructor keywords *before* config, so an observer reading another setting would see its
+    class default (DockerSpawner names its container from ``name_template`` when ``image`` is
+    set, and ``c.DockerSpawner.name_template`` would be ignored). Other keywords (constructor
+    arguments such as CloudSSHSpawner's ``target``) go to the constructor.
+    """
+    traits = set(cls.class_trait_names())
     init = {name: getattr(parent, name) for name in CONSTRUCTOR_ATTRIBUTES}
     init["user_options"] = {}
-    init.update(kwargs)
+    init.update({name: value for name, value in kwargs.items() if name not in traits})
     child = cls(**init)
+    for name, value in kwargs.items():
+        if name in traits:
+            setattr(child, name, value)
     push_later_attributes(parent, child)
     return child
 

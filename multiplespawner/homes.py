@@ -24,9 +24,18 @@ from jupyterhub.spawner import Spawner
 from traitlets import TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from cloudsshspawner.home import HomeError, user_directory
-
 DOCKER_CLASS = "DockerSpawner"
+
+
+class HomeError(RuntimeError):
+    """A persistent home could not be prepared; the message says why."""
+
+
+def user_directory(root: str, username: str) -> Path:
+    """``root/username``; refuses a name that would leave ``root`` (JupyterHub allows ``/``)."""
+    if not username or "/" in username or "\0" in username or username in (".", ".."):
+        raise HomeError(f"the user name {username!r} cannot name a home directory")
+    return Path(root) / username
 
 
 def is_docker(spawner: Spawner) -> bool:

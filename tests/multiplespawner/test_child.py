@@ -196,3 +196,20 @@ async def test_the_parent_delegates_to_its_child() -> None:
     # With no child (nothing started or restored) nothing is held: poll says stopped.
     parent.child = None
     assert await parent.poll() == 0
+
+
+def test_class_config_is_loaded_before_template_values_reach_the_child() -> None:
+    """DockerSpawner names its container when ``image`` is set, from ``name_template``: set in
+    the constructor (before config), ``c.DockerSpawner.name_template`` would be ignored."""
+    from types import SimpleNamespace
+
+    from dockerspawner import DockerSpawner
+
+    config = Config()
+    config.DockerSpawner.name_template = "course-{username}"
+    parent = Parent(config=config, user=SimpleNamespace(name="alice", id=7), orm_spawner=None)
+    choice = Choice("p", "container", "hpc", cpu=1, memory_gb=1, gpus=0, minutes=60)
+    kwargs = choice_kwargs(DockerSpawner, choice, Deployment("hpc", "container", image="x/hpc:1"))
+    child = build_child(parent, DockerSpawner, kwargs)
+    assert child.image == "x/hpc:1"
+    assert child.object_name == "course-alice"
