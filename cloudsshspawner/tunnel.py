@@ -227,6 +227,11 @@ class Tunnel:
         except BaseException:
             conn.close()
             raise
+        if self._closing:
+            # close() ran meanwhile. Its cancel can be lost: Python 3.11's wait_for returns a result
+            # that completed as the cancel arrived, and nobody would own this connection then.
+            conn.close()
+            raise TunnelError(f"the SSH tunnel to {target.host} is closed")
         return conn
 
     async def run(self, command: str, stdin: str | None = None, timeout: float = 30) -> str:

@@ -112,6 +112,22 @@ def test_close_racing_the_reconnect_leaves_no_connection(remote: Remote, delay: 
     assert remote.host.ssh_client_ports() == []
 
 
+def test_a_connection_attempt_that_outlives_close_closes_its_connection(remote: Remote) -> None:
+    """A cancel can be lost (Python 3.11's wait_for returns a connection that completed as the
+    cancel arrived): the attempt must then close what it made instead of returning it to no one.
+    Here the attempt is one close() does not know of, as if its cancel had been lost."""
+
+    async def scenario() -> None:
+        tunnel = Tunnel(target(remote), LOG)
+        attempt = asyncio.ensure_future(tunnel._open_connection())
+        await tunnel.close()
+        with pytest.raises(TunnelError, match="is closed"):
+            await attempt
+
+    asyncio.run(scenario())
+    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "the late connection closed")
+
+
 def test_a_silent_connection_is_noticed_within_the_keepalive_bound(remote: Remote) -> None:
     """Link down (no FIN, no RST): the tunnel notices within interval x count (+ one interval),
     and reconnects soon after the link comes back."""
