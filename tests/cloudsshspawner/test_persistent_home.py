@@ -43,7 +43,7 @@ def contents(hub, user: str, method: str, path: str, **kwargs) -> httpx.Response
         method,
         f"{hub.url}/user/{user}/api/contents/{path}",
         headers={"Authorization": f"token {hub.api_token}"},
-        timeout=30,
+        timeout=60,
         **kwargs,
     )
 

@@ -20,6 +20,7 @@ from corc_core import (
 from corc_core.providers import libcloud as libcloud_provider
 from corc_core.providers.libcloud import Catalogue, LibcloudOrchestrator
 from tests.corc_core.conftest import live_nodes, raw_driver
+from tests.harness.clouds import record_requests
 from tests.harness.sshd import SSHHost
 
 
@@ -134,15 +135,7 @@ async def test_tagged_in_run_instances_itself(moto, store) -> None:
     """Tag at birth: one RunInstances carrying TagSpecifications, and no CreateTags call, so a
     crash right after the create cannot leave an instance that reap cannot see."""
     orchestrator = LibcloudOrchestrator(moto, store=store, owner="alice", poll_interval=0.05)
-    driver = await orchestrator._get_driver()
-    sent: list[dict] = []
-    original = driver.connection.request
-
-    def recording(action, params=None, *args, **kwargs):
-        sent.append(dict(params or {}))
-        return original(action, params, *args, **kwargs)
-
-    driver.connection.request = recording
+    sent = record_requests(await orchestrator._get_driver())
     await orchestrator.setup(LibcloudOrchestrator.make_resource_config())
     actions = [params.get("Action") for params in sent]
     assert actions.count("RunInstances") == 1
@@ -341,15 +334,7 @@ async def test_an_instance_is_read_in_one_request_with_its_elastic_ip(moto, stor
     [node] = [n for n in driver.list_nodes() if n.id == resource.id]
     address = driver.ex_allocate_address()
     driver.ex_associate_address_with_node(node, address)
-    ours = await orchestrator._get_driver()
-    sent: list[dict] = []
-    original = ours.connection.request
-
-    def recording(action, params=None, *args, **kwargs):
-        sent.append(dict(params or {}))
-        return original(action, params, *args, **kwargs)
-
-    ours.connection.request = recording
+    sent = record_requests(await orchestrator._get_driver())
     fresh = await orchestrator.get_resource_state(resource.id)
     assert [(p["Action"], p.get("InstanceId.1")) for p in sent] == [
         ("DescribeInstances", resource.id)

@@ -33,6 +33,7 @@ from tests.corc_core.conftest import (
     raw_driver,
     write_config,
 )
+from tests.harness.clouds import record_requests
 from tests.harness.sshd import SSHHost
 
 
@@ -546,19 +547,6 @@ async def test_reap_sees_past_the_first_page_of_instances(moto, store, monkeypat
     pages = [params for params in sent if params.get("Action") == "DescribeInstances"]
     assert [params["MaxResults"] for params in pages] == ["40"] * 3
     assert [params.get("NextToken") is not None for params in pages] == [False, True, True]
-
-
-def record_requests(driver) -> list[dict]:
-    """The parameters of every API request ``driver`` sends from now on."""
-    sent: list[dict] = []
-    original = driver.connection.request
-
-    def recording(action, params=None, *args, **kwargs):
-        sent.append(dict(params or {}))
-        return original(action, params, *args, **kwargs)
-
-    driver.connection.request = recording
-    return sent
 
 
 async def test_reap_lists_the_cloud_once_whatever_the_number_of_records(moto, store) -> None:

@@ -84,3 +84,16 @@ def openstack_cloud(directory: Path) -> Iterator[dict]:
         yield dict(openstack_options(port), _state=str(state))
     finally:
         daemon.stop()
+
+
+def record_requests(driver) -> list[dict]:
+    """The parameters of every API request a libcloud ``driver`` sends from now on."""
+    sent: list[dict] = []
+    original = driver.connection.request
+
+    def recording(action, params=None, *args, **kwargs):
+        sent.append(dict(params or {}))
+        return original(action, params, *args, **kwargs)
+
+    driver.connection.request = recording
+    return sent

@@ -10,8 +10,7 @@ import json
 import time
 from pathlib import Path
 
-import httpx
-
+from tests.cloudsshspawner.test_persistent_home import contents
 from tests.multiplespawner.conftest import VM, hub_config, login, make_setup, wait_stopped
 from tests.multiplespawner.test_docker_child import (  # noqa: F401 - the fixture
     CONTAINER,
@@ -22,16 +21,6 @@ from tests.multiplespawner.test_expiry import expiry_config, saved_end
 from tests.multiplespawner.test_spawn import start
 
 TEXT = {"type": "file", "format": "text"}
-
-
-def contents(hub, user: str, method: str, path: str, **kwargs) -> httpx.Response:
-    return httpx.request(
-        method,
-        f"{hub.url}/user/{user}/api/contents/{path}",
-        headers={"Authorization": f"token {hub.api_token}"},
-        timeout=60,
-        **kwargs,
-    )
 
 
 def homes_config(homes: Path) -> str:
