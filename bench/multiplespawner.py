@@ -31,15 +31,22 @@ from tests.harness.hub import Hub  # noqa: E402
 
 LIGHT = str(HERE.parent / "tests" / "harness" / "light_server.py")
 COMMON = f"""
-# JupyterHub's random_port() can hand two concurrent spawns the same port: take the next free one.
+# JupyterHub's random_port() can hand two concurrent spawns the same port: take the next free one,
+# below the kernel's ephemeral range (32768 and up), where the bench's own client connections may
+# take a port between the pick and the server's bind (the notebook then dies at start, and
+# JupyterHub 6.1.1 answers that spawn with a bare 500). Free means "can be bound", as the server will.
 import itertools, os, socket
-_ports = itertools.count(30000 + (os.getpid() % 100) * 300)
+_ports = itertools.count(20000 + (os.getpid() % 50) * 200)
 def _unique_port(spawner):
     for port in _ports:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                spawner.port = port
-                return
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        spawner.port = port
+        return
 c.Spawner.pre_spawn_hook = _unique_port
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
