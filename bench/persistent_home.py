@@ -136,7 +136,9 @@ async def main() -> None:
     folder = "/data/" if args.external else ""
 
     def put(source: Path, i: int) -> str:
-        return f"put {source} {folder}sw{i}"
+        # -f: the server fsyncs the file, as the mount's write does (dd conv=fsync); without it
+        # the baseline would stop timing while its data is still in the hub's page cache.
+        return f"put -f {source} {folder}sw{i}"
 
     def get(i: int) -> str:
         return f"get {folder}sr{i} /dev/null"
