@@ -3,11 +3,13 @@
 The remote host is an sshd in its own network namespace (or on 127.0.0.1 where namespaces are not
 available). The HTTP server there sends a 100 MB file with sendfile(2), so the source is not what
 caps the figures; "direct" reaches it without any tunnel (the ceiling of this machine). Each tunnel
-runs in its own process. Measured:
+runs in its own process; ours by default hands each connection to one of two OpenSSH processes
+(``cloudsshspawner/muxforward.py``), "ours asyncssh" carries it in the tunnel's own process
+(``tunnel_processes = 0``). Measured:
 - throughput: one 100 MB download at a time, alternating between the paths for several rounds
   (so load on this shared machine hits all alike), median MB/s; and 4 downloads at once, MB/s in all;
-- CPU: seconds of CPU per GB downloaded for each process on the path (tunnel client, sshd session,
-  HTTP source, reader), far less sensitive to the machine's load than MB/s: on a machine whose
+- CPU: seconds of CPU per GB downloaded for each process on the path (tunnel client with its ssh
+  children, sshd sessions, HTTP source, reader), far less sensitive to the machine's load than MB/s: on a machine whose
   cores are all busy, throughput follows the sum; and the cores the tunnel client uses while 4
   downloads run at once;
 - latency: 1000 sequential 1 KiB GETs on one keep-alive connection, p50/p99.
@@ -99,8 +101,22 @@ def sshd_sessions(host: SSHHost) -> list[int]:
     return found
 
 
+def ssh_children(pid: int) -> list[int]:
+    """The ``ssh`` processes a tunnel process started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name, rest = (entry / "stat").read_text()[:-1].split(" (", 1)[1].rsplit(") ", 1)
+            except (OSError, ValueError):
+                continue
+            if name == "ssh" and int(rest.split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def measure(
-    paths: dict[str, tuple[str, int]], clients: dict[str, int | None], host: SSHHost, source: int
+    paths: dict[str, tuple[str, int]], clients: dict[str, list[int]], host: SSHHost, source: int
 ) -> dict[str, dict[str, float]]:
     """Alternate the paths for ROUNDS rounds; median MB/s and CPU-seconds per GB of each process."""
     times: dict[str, list[float]] = {name: [] for name in paths}
@@ -109,7 +125,7 @@ def measure(
     }  # client, sshd, source, reader
     for _ in range(ROUNDS):
         for name, address in paths.items():
-            client = [clients[name]] if clients[name] else []
+            client = clients[name]
             sshd = sshd_sessions(host) if client else []
             before = (cpu_seconds(client), cpu_seconds(sshd), cpu_seconds([source]), own_cpu())
             times[name].append(fetch(address))
@@ -121,7 +137,7 @@ def measure(
     for name, address in paths.items():
         latencies(address)  # warm-up
         samples = latencies(address)
-        client = [clients[name]] if clients[name] else []
+        client = clients[name]
         before = cpu_seconds(client)
         start = time.perf_counter()
         at_once = parallel(address)
@@ -181,22 +197,26 @@ def main() -> None:
             while not port_open(host.address, server_port):
                 assert time.monotonic() < deadline, "the HTTP server did not start"
                 time.sleep(0.05)
-            ours = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "_tunnel_process.py"),
-                    host.address,
-                    str(host.port),
-                    "root",
-                    str(key),
-                    str(known_hosts),
-                    str(server_port),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            processes.append(ours)
-            our_port = int(ours.stdout.readline())
+            tunnels = {}
+            for processes_arg in ("2", "0"):
+                tunnel = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(HERE / "_tunnel_process.py"),
+                        host.address,
+                        str(host.port),
+                        "root",
+                        str(key),
+                        str(known_hosts),
+                        str(server_port),
+                        processes_arg,
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                processes.append(tunnel)
+                tunnels[processes_arg] = (int(tunnel.stdout.readline()), tunnel)
+            (our_port, ours), (hub_port, in_hub) = tunnels["2"], tunnels["0"]
             ssh_port, ssh = ssh_forward(host, key, known_hosts, server_port)
             gcm_port, ssh_gcm = ssh_forward(
                 host, key, known_hosts, server_port, "-c", "aes128-gcm@openssh.com"
@@ -207,14 +227,16 @@ def main() -> None:
             paths = {
                 "direct": (host.address, server_port),
                 "ours": ("127.0.0.1", our_port),
+                "ours asyncssh": ("127.0.0.1", hub_port),
                 "ssh -L": ("127.0.0.1", ssh_port),
                 "ssh -L gcm": ("127.0.0.1", gcm_port),
             }
             clients = {
-                "direct": None,
-                "ours": ours.pid,
-                "ssh -L": ssh.pid,
-                "ssh -L gcm": ssh_gcm.pid,
+                "direct": [],
+                "ours": [ours.pid, *ssh_children(ours.pid)],
+                "ours asyncssh": [in_hub.pid],
+                "ssh -L": [ssh.pid],
+                "ssh -L gcm": [ssh_gcm.pid],
             }
             for address in paths.values():
                 fetch(address)  # warm-up
@@ -227,20 +249,23 @@ def main() -> None:
     print(f"cloudssh_tunnel: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     for name, r in results.items():
         print(
-            f"cloudssh_tunnel: {name:10s} {r['mbps']:6.1f} MB/s  {PARALLEL} at once"
+            f"cloudssh_tunnel: {name:13s} {r['mbps']:6.1f} MB/s  {PARALLEL} at once"
             f" {r['parallel']:6.1f} MB/s (client {r['parallel_cores']:.2f} cores)"
             f"  1 KiB GET p50 {r['p50']:5.2f} ms p99 {r['p99']:5.2f} ms"
         )
         print(
-            f"cloudssh_tunnel: {name:10s} CPU-s per GB: client {r['client']:.2f}"
+            f"cloudssh_tunnel: {name:13s} CPU-s per GB: client {r['client']:.2f}"
             f" sshd {r['sshd']:.2f} source {r['source']:.2f} reader {r['reader']:.2f}"
             f" (all {sum(r[key] for key in CPU_KEYS):.2f})"
         )
     ours, ssh, direct = results["ours"], results["ssh -L"], results["direct"]
+    in_hub = results["ours asyncssh"]
     print(
         f"cloudssh_tunnel: throughput ours/ssh -L = {ours['mbps'] / ssh['mbps']:.2f}"
         f" (target >= 1.5); ours/direct = {ours['mbps'] / direct['mbps']:.2f};"
-        f" {PARALLEL} at once ours/ssh -L = {ours['parallel'] / ssh['parallel']:.2f}"
+        f" {PARALLEL} at once ours/ssh -L = {ours['parallel'] / ssh['parallel']:.2f};"
+        f" ours/ours asyncssh = {ours['mbps'] / in_hub['mbps']:.2f}"
+        f" ({PARALLEL} at once {ours['parallel'] / in_hub['parallel']:.2f})"
     )
     cost = {name: sum(results[name][key] for key in CPU_KEYS) for name in ("ours", "ssh -L")}
     print(

@@ -185,3 +185,6 @@ class LocalForward:
         self._close_server()
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
+
+    async def wait_closed(self) -> None:
+        """Nothing to wait for: this forward has no process of its own."""

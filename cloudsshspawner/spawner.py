@@ -179,6 +179,13 @@ class CloudSSHSpawner(Spawner):
         config=True,
         help="SSH ciphers in order of preference (AES-GCM is fastest with AES-NI).",
     )
+    tunnel_processes = Integer(
+        2,
+        config=True,
+        help="""OpenSSH ``ssh`` processes (each with its own SSH connection) that carry the local
+        forward to the notebook: the bytes stay in C and concurrent downloads use several cores.
+        0: the hub process carries it (asyncssh), as it does when no ``ssh`` client is on PATH.""",
+    )
     stop_timeout = Integer(
         10, config=True, help="Seconds the notebook gets to exit on SIGTERM before SIGKILL."
     )
@@ -381,6 +388,7 @@ class CloudSSHSpawner(Spawner):
             refresh=self._refresh,
             certificate_margin=self.certificate_margin,
             on_established=self._established,
+            forward_processes=self.tunnel_processes,
         )
 
     def _tunnel(self) -> Tunnel:

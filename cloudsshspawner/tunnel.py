@@ -26,6 +26,7 @@ import asyncssh
 
 from .apifilter import ApiFilter
 from .localforward import MAX_PACKET, WINDOW, LocalForward
+from .muxforward import MuxError, MuxForward, openssh_available
 from .target import SSHTarget
 
 # AES-GCM first: with AES-NI it is the fastest cipher asyncssh has (OpenSSH's default,
@@ -83,6 +84,7 @@ class Tunnel:
         refresh: Refresher | None = None,
         certificate_margin: float = 60,
         on_established: Established | None = None,
+        forward_processes: int = 2,
     ) -> None:
         self.target = target
         self.log = log
@@ -94,10 +96,11 @@ class Tunnel:
         self.refresh = refresh
         self.certificate_margin = certificate_margin
         self.on_established = on_established
+        self.forward_processes = forward_processes
         self.forwards: Forwards | None = None
         self.api_filter: ApiFilter | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
-        self._local_forward: LocalForward | None = None
+        self._local_forward: LocalForward | MuxForward | None = None
         self._lock = asyncio.Lock()
         self._attempt: asyncio.Task[asyncssh.SSHClientConnection] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -296,17 +299,38 @@ class Tunnel:
             else:
                 if self._local_forward is not None:
                     self._local_forward.close()
-                self._local_forward = LocalForward(
-                    conn, "127.0.0.1", forwards.notebook_port, self.log
-                )
+                self._local_forward = self._make_local_forward(conn, forwards.notebook_port)
                 forwards.local_port = await self._local_forward.listen(
                     forwards.local_bind, forwards.local_port
                 )
-        except (OSError, asyncssh.Error) as error:
+        except (OSError, asyncssh.Error, MuxError) as error:
             conn.close()
             raise TunnelError(
                 f"cannot open the {kind} SSH forward with {self.target.host}: {error}"
             ) from None
+
+    def _make_local_forward(
+        self, conn: asyncssh.SSHClientConnection, notebook_port: int
+    ) -> LocalForward | MuxForward:
+        """OpenSSH processes carry the local forward when there is an ``ssh`` client (the data
+        path then stays in C); otherwise this process does, over ``conn``."""
+        if self.forward_processes > 0 and openssh_available():
+            return MuxForward(
+                self.target,
+                "127.0.0.1",
+                notebook_port,
+                self.log,
+                processes=self.forward_processes,
+                ciphers=self.ciphers,
+                keepalive_interval=self.keepalive_interval,
+                keepalive_count=self.keepalive_count,
+                connect_timeout=self.connect_timeout,
+            )
+        if self.forward_processes > 0:
+            self.log.warning(
+                "no OpenSSH ssh client on PATH: the hub process carries the local forward"
+            )
+        return LocalForward(conn, "127.0.0.1", notebook_port, self.log)
 
     async def _supervise(self) -> None:
         """Re-make the connection and the forwards whenever the connection drops."""
@@ -317,6 +341,8 @@ class Tunnel:
                 await conn.wait_closed()
             if self._closing:
                 return
+            if self._local_forward is not None:  # re-made with the connection, on the same port
+                self._local_forward.close()
             if self.lost_since is None:
                 self.lost_since = loop.time()
             self.log.warning("SSH connection to %s lost; reconnecting", self.target.host)
@@ -351,9 +377,10 @@ class Tunnel:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), timeout)
         self._supervisor = None
-        if self._local_forward is not None:
-            self._local_forward.close()
-            self._local_forward = None
+        local_forward, self._local_forward = self._local_forward, None
+        if local_forward is not None:
+            local_forward.close()
+            await local_forward.wait_closed()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

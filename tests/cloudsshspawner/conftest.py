@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shlex
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,8 +18,11 @@ import httpx
 import pytest
 
 from tests.harness.hub import Hub
+from tests.harness.process import port_open
 from tests.harness.sshd import SSHHost, host_with_key
 
+HTTP_SERVER = Path(__file__).resolve().parents[2] / "bench" / "_http_server.py"
+SERVER_PORT = 18000  # the HTTP source's port, inside the host's namespace
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 # What the front proxy would send with every login; the tunnel must never let it through.
 SECRET = "front-proxy-secret-" + "0123456789abcdef"
@@ -45,6 +51,27 @@ def remote(tmp_path: Path) -> Iterator[Remote]:
         yield Remote(host, key, known_hosts, tmp_path / "remote-servers")
     finally:
         host.stop()  # also ends whatever a test left running inside the host's namespace
+
+
+@pytest.fixture
+def source(remote: Remote, tmp_path: Path) -> Iterator[str]:
+    """An HTTP server in the remote host's namespace serving 24 MB of random bytes; their SHA-256."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(24 << 20))
+    netns = ["ip", "netns", "exec", str(remote.host.namespace)]
+    listen = "0.0.0.0"  # noqa: S104 - inside the namespace
+    server = subprocess.Popen(
+        [*netns, sys.executable, str(HTTP_SERVER), listen, str(SERVER_PORT), str(big)]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not port_open(remote.host.address, SERVER_PORT):
+            assert time.monotonic() < deadline, "the HTTP server did not start"
+            time.sleep(0.05)
+        yield hashlib.sha256(big.read_bytes()).hexdigest()
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def cloudssh_config(remote: Remote, extra: str = "") -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
 import subprocess
 import time
 import zipfile
@@ -14,7 +12,7 @@ import httpx
 
 from cloudsshspawner.home import prepare_server
 from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, status
-from tests.cloudsshspawner.test_spawn import notebook_pid, processes
+from tests.cloudsshspawner.test_spawn import cut_ssh_connections, notebook_pid
 from tests.harness.hub import spawn
 from tests.harness.sshd import host_with_key
 
@@ -242,8 +240,7 @@ def test_home_is_remounted_after_a_dropped_connection_and_survives_a_crash(
     # mounts the home again once the tunnel is back.
     mounted = "Mounted alice's persistent home"
     assert hub.log().count(mounted) == 1
-    for pid in processes(remote, b"sshd: root"):
-        os.kill(pid, signal.SIGKILL)
+    cut_ssh_connections(remote)
     deadline = time.monotonic() + 90
     while hub.log().count(mounted) < 2:
         assert time.monotonic() < deadline, "the home was not mounted again after the reconnect"

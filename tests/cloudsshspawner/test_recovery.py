@@ -52,9 +52,9 @@ def test_a_vanished_old_session_does_not_block_the_new_one(remote: Remote, hub_f
     pid = notebook_pid(remote)
     hub_port_file = remote.root / "alice-default" / "hub_port"
     old_port = hub_port_file.read_text().strip()
-    (client_port,) = remote.host.ssh_client_ports()
     old_sessions = set(sessions(remote))
-    remote.host.silence_connection(client_port)
+    for client_port in remote.host.ssh_client_ports():  # the hub's and its ssh processes'
+        remote.host.silence_connection(client_port)
     deadline = time.monotonic() + 20
     while hub_port_file.read_text().strip() == old_port:
         assert time.monotonic() < deadline, "the tunnel did not reconnect"

@@ -22,7 +22,7 @@ from tests.cloudsshspawner.conftest import (
     spawner_state,
     status,
 )
-from tests.cloudsshspawner.test_spawn import notebook_pid, processes
+from tests.cloudsshspawner.test_spawn import cut_ssh_connections, notebook_pid, processes
 from tests.harness.hub import spawn
 from tests.harness.sshd import SSHHost
 
@@ -180,8 +180,7 @@ def test_an_expiring_certificate_is_renewed_when_the_tunnel_reconnects(tmp_path,
         first = certificate_expiry(certificate)
         time.sleep(max(0.0, first - time.time() + 1))  # the certificate has expired now
         remote = Remote(host, Path(certificate), known_hosts, remote_root)
-        for session in processes(remote, b"sshd: root"):  # cut the connection
-            host.run(f"kill -9 {session}")
+        cut_ssh_connections(remote)
         response = status(hub, "alice", timeout=40)
         assert response.status_code == 200, response.text
         assert certificate_expiry(certificate) > first

@@ -10,9 +10,7 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +18,8 @@ import pytest
 from bench._http_server import download
 from cloudsshspawner import SSHTarget, Tunnel, TunnelError
 from cloudsshspawner.tunnel import Forwards
-from tests.cloudsshspawner.conftest import Remote
+from tests.cloudsshspawner.conftest import SERVER_PORT, Remote
 from tests.harness.process import port_open
-
-HTTP_SERVER = Path(__file__).resolve().parents[2] / "bench" / "_http_server.py"
-SERVER_PORT = 18000  # inside the host's namespace
 
 LOG = logging.getLogger("test-tunnel")
 
@@ -52,24 +47,6 @@ def sessions(remote: Remote) -> list[int]:
         except OSError:
             continue
     return found
-
-
-@pytest.fixture
-def source(remote: Remote, tmp_path: Path) -> Iterator[str]:
-    """An HTTP server in the remote host's namespace serving 24 MB of random bytes; their SHA-256."""
-    big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(24 << 20))
-    netns = ["ip", "netns", "exec", str(remote.host.namespace)]
-    listen = "0.0.0.0"  # noqa: S104 - inside the namespace
-    server = subprocess.Popen(
-        [*netns, sys.executable, str(HTTP_SERVER), listen, str(SERVER_PORT), str(big)]
-    )
-    try:
-        wait_for(lambda: port_open(remote.host.address, SERVER_PORT), 20, "the HTTP server")
-        yield hashlib.sha256(big.read_bytes()).hexdigest()
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def wait_for(condition, timeout: float, what: str) -> float:
