@@ -194,8 +194,9 @@ cd || exit 4
 f="$1/runtime/jpserver-$2.json"
 if [ -s "$f" ]; then cat "$f"
 elif kill -0 "$2" 2>/dev/null; then echo WAIT
-else echo DEAD; tail -n 15 "$1/notebook.log" 2>/dev/null
+else echo DEAD; tail -n 15 "$1/notebook.log" 2>/dev/null || echo "(no notebook.log in $1)"
 fi
+exit 0
 """
 
 ALIVE = r'kill -0 "$1" 2>/dev/null'

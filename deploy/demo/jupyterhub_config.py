@@ -58,7 +58,12 @@ c.MultipleSpawner.templates = [
         "providers": ["sandbox"],
         "spawner": {
             "class": "cloudsshspawner.CloudSSHSpawner",
-            "kwargs": {"remote_command": [singleuser]},
+            # The sandbox VM logs in as this machine's user: its servers' files go in the
+            # demo's state, not in that user's ~/.gridhub (which another hub may use too).
+            "kwargs": {
+                "remote_command": [singleuser],
+                "remote_root": str(state / "sandbox-servers"),
+            },
         },
         "authenticator": {"class": "corc_core.SSHAuthenticator", "kwargs": {}},
     },

@@ -127,6 +127,19 @@ def test_a_changed_host_key_fails_the_spawn_clearly(remote, hub_factory, tmp_pat
     assert processes(remote, b"jupyterhub-singleuser") == []
 
 
+def test_a_notebook_that_dies_without_its_log_is_reported_as_dead(remote, hub_factory):
+    """Its files gone too (another stop removed them): the spawn still says the notebook died,
+    not that some command on the host exited with 1."""
+    script = 'rm -f "$(dirname "$JUPYTER_RUNTIME_DIR")/notebook.log"; exit 3'
+    extra = f"c.CloudSSHSpawner.remote_command = ['/bin/sh', '-c', {script!r}]"
+    hub = hub_factory(cloudssh_config(remote, extra))
+    login(hub, "alice")
+    ok, message = spawn(hub, "alice")
+    assert not ok
+    assert "the notebook server exited while starting" in message, message
+    assert "no notebook.log" in message, message
+
+
 def test_a_notebook_that_dies_at_start_leaves_nothing_behind(remote, hub_factory):
     extra = 'c.CloudSSHSpawner.remote_command = ["/bin/sh", "-c", "echo broken >&2; exit 3"]'
     hub = hub_factory(cloudssh_config(remote, extra))

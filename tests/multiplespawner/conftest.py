@@ -168,6 +168,10 @@ c.MultipleSpawner.template_file = {str(setup.template_file)!r}
 c.MultipleSpawner.deployment_file = {str(setup.deployment_file)!r}
 c.MultipleSpawner.corc_config_file = {str(setup.corc_config)!r}
 c.MultipleSpawner.providers = {{"local": {{"display_name": "This machine"}}}}
+# Sandbox VMs log in as this machine's root: by default their notebooks' files would all be in
+# /root/.gridhub/servers/<user>-<server>, shared with any other test run on the machine (whose
+# stop removed them under a starting notebook). Each test gets its own, as each VM has its own disk.
+c.CloudSSHSpawner.remote_root = {str(setup.dir / "remote-servers")!r}
 {extra}
 """
 
