@@ -115,8 +115,22 @@ def ssh_children(pid: int) -> list[int]:
     return found
 
 
+def loop_lag(tunnel: subprocess.Popen | None) -> tuple[float, float]:
+    """p99 and max lag (ms) of the tunnel process's event loop since the last call."""
+    if tunnel is None:
+        return 0.0, 0.0
+    tunnel.stdin.write("lag\n")
+    tunnel.stdin.flush()
+    p99, worst = tunnel.stdout.readline().split()
+    return float(p99), float(worst)
+
+
 def measure(
-    paths: dict[str, tuple[str, int]], clients: dict[str, list[int]], host: SSHHost, source: int
+    paths: dict[str, tuple[str, int]],
+    clients: dict[str, list[int]],
+    host: SSHHost,
+    source: int,
+    tunnels: dict[str, subprocess.Popen],
 ) -> dict[str, dict[str, float]]:
     """Alternate the paths for ROUNDS rounds; median MB/s and CPU-seconds per GB of each process."""
     times: dict[str, list[float]] = {name: [] for name in paths}
@@ -139,13 +153,17 @@ def measure(
         samples = latencies(address)
         client = clients[name]
         before = cpu_seconds(client)
+        loop_lag(tunnels.get(name))
         start = time.perf_counter()
         at_once = parallel(address)
         parallel_cores = (cpu_seconds(client) - before) / (time.perf_counter() - start)
+        lag_p99, lag_max = loop_lag(tunnels.get(name))
         results[name] = {
             "mbps": BIG_MB / statistics.median(times[name]),
             "parallel": at_once,
             "parallel_cores": parallel_cores,
+            "lag_p99": lag_p99,
+            "lag_max": lag_max,
             **{key: cpu[name][i] / gigabytes for i, key in enumerate(CPU_KEYS)},
             "p50": samples[len(samples) // 2] * 1000,
             "p99": samples[int(len(samples) * 0.99)] * 1000,
@@ -211,6 +229,7 @@ def main() -> None:
                         str(server_port),
                         processes_arg,
                     ],
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
                 )
@@ -240,7 +259,9 @@ def main() -> None:
             }
             for address in paths.values():
                 fetch(address)  # warm-up
-            results = measure(paths, clients, host, server.pid)
+            results = measure(
+                paths, clients, host, server.pid, {"ours": ours, "ours asyncssh": in_hub}
+            )
         finally:
             for proc in reversed(processes):
                 proc.terminate()
@@ -260,6 +281,11 @@ def main() -> None:
         )
     ours, ssh, direct = results["ours"], results["ssh -L"], results["direct"]
     in_hub = results["ours asyncssh"]
+    print(
+        f"cloudssh_tunnel: the tunnel process's event loop (a hub's) during {PARALLEL} downloads:"
+        f" lag p99 {ours['lag_p99']:.1f} ms, max {ours['lag_max']:.1f} ms with ssh processes;"
+        f" p99 {in_hub['lag_p99']:.1f} ms, max {in_hub['lag_max']:.1f} ms carrying the bytes itself"
+    )
     print(
         f"cloudssh_tunnel: throughput ours/ssh -L = {ours['mbps'] / ssh['mbps']:.2f}"
         f" (target >= 1.5); ours/direct = {ours['mbps'] / direct['mbps']:.2f};"

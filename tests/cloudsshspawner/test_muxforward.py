@@ -167,6 +167,7 @@ def test_the_ssh_processes_end_when_the_hub_is_killed(remote: Remote) -> None:
             str(remote.known_hosts),
             str(SERVER_PORT),
         ],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
