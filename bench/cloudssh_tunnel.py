@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench._http_server import download  # noqa: E402
-from tests.harness.process import free_port, port_open  # noqa: E402
+from tests.harness.process import children_named, free_port, port_open  # noqa: E402
 from tests.harness.sshd import SSHHost, host_with_key  # noqa: E402
 
 BIG_MB = 100
@@ -103,16 +103,7 @@ def sshd_sessions(host: SSHHost) -> list[int]:
 
 def ssh_children(pid: int) -> list[int]:
     """The ``ssh`` processes a tunnel process started."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name, rest = (entry / "stat").read_text()[:-1].split(" (", 1)[1].rsplit(") ", 1)
-            except (OSError, ValueError):
-                continue
-            if name == "ssh" and int(rest.split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return children_named(pid, "ssh")
 
 
 def loop_lag(tunnel: subprocess.Popen | None) -> tuple[float, float]:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 
 import asyncssh
 
@@ -136,6 +137,20 @@ class _LocalSide(asyncio.Protocol):
             self.transport.close()
 
 
+async def listen_on(
+    factory: Callable[[], asyncio.Protocol], bind: str, port: int
+) -> asyncio.Server:
+    """A server on ``bind:port`` (``""``: every address; port 0: a free port, the same one on every
+    address)."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, bind or None, port)
+    if len({sock.getsockname()[1] for sock in server.sockets}) > 1:
+        port = server.sockets[0].getsockname()[1]  # port 0 on several addresses: the first's
+        server.close()
+        server = await loop.create_server(factory, bind or None, port)
+    return server
+
+
 class LocalForward:
     """A listener on ``bind:port`` forwarding each connection to ``dest_host:dest_port`` over ``conn``.
 
@@ -159,13 +174,7 @@ class LocalForward:
     async def listen(self, bind: str, port: int) -> int:
         """Start listening (``""``: every address; port 0: a free port, the same on every
         address); returns the port."""
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _LocalSide(self), bind or None, port)
-        ports = {sock.getsockname()[1] for sock in server.sockets}
-        if len(ports) > 1:  # port 0 on several addresses: take the first one's port everywhere
-            port = server.sockets[0].getsockname()[1]
-            server.close()
-            server = await loop.create_server(lambda: _LocalSide(self), bind or None, port)
+        server = await listen_on(lambda: _LocalSide(self), bind, port)
         self._server = server
         self._watch = asyncio.ensure_future(self._close_with_connection())
         return server.sockets[0].getsockname()[1]

@@ -35,6 +35,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from .localforward import listen_on
 from .target import SSHTarget
 
 MUX_MSG_HELLO = 0x00000001
@@ -295,13 +296,7 @@ class MuxForward:
         every address); returns the port."""
         try:
             await self.start()
-            loop = asyncio.get_running_loop()
-            server = await loop.create_server(lambda: _Accepted(self), bind or None, port)
-            ports = {sock.getsockname()[1] for sock in server.sockets}
-            if len(ports) > 1:  # port 0 on several addresses: take the first one's port everywhere
-                port = server.sockets[0].getsockname()[1]
-                server.close()
-                server = await loop.create_server(lambda: _Accepted(self), bind or None, port)
+            server = await listen_on(lambda: _Accepted(self), bind, port)
         except BaseException:
             self.close()
             raise

@@ -28,6 +28,7 @@ from cloudsshspawner.tunnel import Forwards
 from tests.cloudsshspawner.conftest import SERVER_PORT, Remote
 from tests.cloudsshspawner.test_tunnel import target, wait_for
 from tests.harness.oci_api import new_host_key
+from tests.harness.process import children_named
 
 LOG = logging.getLogger("test-muxforward")
 TUNNEL_PROCESS = Path(__file__).resolve().parents[2] / "bench" / "_tunnel_process.py"
@@ -42,17 +43,8 @@ def alive(pid: int) -> bool:
 
 
 def ssh_children(pid: int) -> list[int]:
-    """PIDs of the ``ssh`` client processes whose parent is ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name, rest = (entry / "stat").read_text()[:-1].split(" (", 1)[1].rsplit(") ", 1)
-            except (OSError, ValueError):
-                continue
-            if name == "ssh" and int(rest.split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    """The ``ssh`` processes a tunnel process started."""
+    return children_named(pid, "ssh")
 
 
 def body_sha256(sock: socket.socket, size: int) -> str:

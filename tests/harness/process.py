@@ -88,6 +88,20 @@ class Daemon:
             return "(no log)"
 
 
+def children_named(pid: int, name: str) -> list[int]:
+    """PIDs of the processes called ``name`` (their ``comm``) whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm, rest = (entry / "stat").read_text()[:-1].split(" (", 1)[1].rsplit(") ", 1)
+            except (OSError, ValueError):
+                continue
+            if comm == name and int(rest.split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def kill_group(pid: int) -> None:
     """SIGKILL a process group (our daemons lead their own sessions)."""
     try:
