@@ -226,13 +226,17 @@ class MuxForward:
                         + (stderr.splitlines()[-1] if stderr else "no control socket in time")
                     )
                 await asyncio.sleep(0.01)
-        except BaseException:
+        except BaseException:  # failed, or cancelled (close() during start): reaped all the same
             master.stop()
+            self._track(master)
             raise
+        self._track(master)
+        return master
+
+    def _track(self, master: Master) -> None:
         watcher = asyncio.ensure_future(self._watch(master))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        return master
 
     async def _watch(self, master: Master) -> None:
         """Log what a master says on stderr, and reap it (killed when cancelled)."""

@@ -225,3 +225,45 @@ def test_a_tunnel_without_ssh_processes_forwards_in_the_hub_process(
         await tunnel.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.1, 0.3])
+def test_a_forward_closed_while_its_ssh_processes_start_leaves_none(
+    remote: Remote, delay: float
+) -> None:
+    """A spawn cancelled at any moment of the start: every ssh process is stopped and reaped."""
+
+    async def scenario() -> None:
+        forward = MuxForward(target(remote), "127.0.0.1", SERVER_PORT, LOG, processes=2)
+        listening = asyncio.ensure_future(forward.listen("127.0.0.1", 0))
+        await asyncio.sleep(delay)
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        forward.close()
+        await forward.wait_closed()
+        assert ssh_children(os.getpid()) == []
+
+    asyncio.run(scenario())
+    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "every SSH connection closed")
+
+
+def test_the_control_sockets_are_private_and_no_secret_is_on_a_command_line(
+    remote: Remote,
+) -> None:
+    """Another account on the hub host cannot reach a master's control socket (it could forward
+    through the user's connection), and the key travels by path only."""
+
+    async def scenario() -> None:
+        forward = MuxForward(target(remote), "127.0.0.1", SERVER_PORT, LOG, processes=1)
+        await forward.listen("127.0.0.1", 0)
+        (master,) = forward.masters
+        directory = Path(master.path).parent
+        assert directory.stat().st_mode & 0o777 == 0o700
+        cmdline = Path(f"/proc/{master.process.pid}/cmdline").read_bytes()
+        assert b"PRIVATE KEY" not in cmdline
+        assert remote.key.read_bytes().split(b"\n")[1] not in cmdline
+        forward.close()
+        await forward.wait_closed()
+        assert not directory.exists()
+
+    asyncio.run(scenario())
