@@ -103,6 +103,7 @@ class Tunnel:
         self._local_forward: LocalForward | MuxForward | None = None
         self._lock = asyncio.Lock()
         self._attempt: asyncio.Task[asyncssh.SSHClientConnection] | None = None
+        self._made: asyncssh.SSHClientConnection | None = None  # made, not yet adopted
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self.connections = 0  # SSH connections made over this tunnel's life
@@ -165,9 +166,15 @@ class Tunnel:
                 return
             self._attempt = asyncio.ensure_future(self._open_connection())
             try:
-                conn = await self._attempt
+                await self._attempt
+            except BaseException:
+                # Cancelled as the attempt finished: its connection is in _made, owned by no one.
+                self._drop_made()
+                raise
             finally:
                 self._attempt = None
+            conn, self._made = self._made, None
+            assert conn is not None
             if self._closing:  # close() ran while we connected
                 conn.close()
                 raise TunnelError(f"the SSH tunnel to {self.target.host} is closed")
@@ -235,7 +242,16 @@ class Tunnel:
             # that completed as the cancel arrived, and nobody would own this connection then.
             conn.close()
             raise TunnelError(f"the SSH tunnel to {target.host} is closed")
+        # Kept here until connect() adopts it: a result can be lost between this task and its
+        # awaiter (Python 3.11 drops the result of a task cancelled just as it returns).
+        self._made = conn
         return conn
+
+    def _drop_made(self) -> None:
+        """Close a connection an attempt made that nobody adopted."""
+        conn, self._made = self._made, None
+        if conn is not None:
+            conn.close()
 
     async def run(self, command: str, stdin: str | None = None, timeout: float = 30) -> str:
         """Run ``command`` on the host; its stdout, or TunnelError with its stderr."""
@@ -377,6 +393,7 @@ class Tunnel:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), timeout)
         self._supervisor = None
+        self._drop_made()
         local_forward, self._local_forward = self._local_forward, None
         if local_forward is not None:
             local_forward.close()

@@ -105,6 +105,34 @@ def test_a_connection_attempt_that_outlives_close_closes_its_connection(remote: 
     wait_for(lambda: not remote.host.ssh_client_ports(), 5, "the late connection closed")
 
 
+def test_a_connect_cancelled_as_its_connection_completes_closes_that_connection(
+    remote: Remote,
+) -> None:
+    """The caller of connect() is cancelled in the very step its attempt finishes (close() or a
+    stopped spawn at the wrong moment, seen under load): the finished connection must not stay
+    open with no one to close it."""
+
+    async def scenario() -> None:
+        tunnel = Tunnel(target(remote), LOG)
+        real = tunnel._open_connection
+        caller: list[asyncio.Task[None]] = []
+
+        async def racing():  # type: ignore[no-untyped-def]
+            conn = await real()
+            caller[0].cancel()  # cancels this attempt too: Python drops the result it returns
+            return conn
+
+        tunnel._open_connection = racing  # type: ignore[method-assign]
+        caller.append(asyncio.ensure_future(tunnel.connect()))
+        with pytest.raises(asyncio.CancelledError):
+            await caller[0]
+        assert not tunnel.connected
+        await tunnel.close()
+
+    asyncio.run(scenario())
+    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "the orphaned connection closed")
+
+
 def test_a_silent_connection_is_noticed_within_the_keepalive_bound(remote: Remote) -> None:
     """Link down (no FIN, no RST): the tunnel notices within interval x count (+ one interval),
     and reconnects soon after the link comes back."""

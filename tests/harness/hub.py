@@ -7,6 +7,7 @@ import secrets
 import shutil
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -114,7 +115,6 @@ class Hub:
         Hubs that keep servers across restarts (``cleanup_servers = False``) would otherwise leave
         a failed test's notebooks (and the VMs under them) running after the hub is gone.
         """
-        import time
 
         if self.daemon is None or self.daemon.proc is None or self.daemon.proc.poll() is not None:
             return
@@ -148,6 +148,15 @@ class Hub:
 
     def log(self) -> str:
         return (self.dir / "hub.log").read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 20) -> str:
+        """The log once it contains ``text``: the hub writes a request's log line after the
+        response has gone out, so a client can be faster than the log."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            assert time.monotonic() < deadline, f"{text!r} not in the hub's log within {timeout} s"
+            time.sleep(0.1)
+        return log
 
     def api(self, token: str | None = None, **kwargs) -> httpx.Client:
         """A REST client for ``/hub/api`` authenticated with ``token`` (default: the admin service)."""

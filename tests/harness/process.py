@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -10,12 +12,27 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+# Ports for the services tests start, below the kernel's ephemeral range (32768 and up): a port
+# taken there can be given to any outgoing connection on this busy machine between the pick and the
+# service's bind ("Address already in use", seen with five suites at once). 10000-19999 is disjoint
+# from the ports the spawners in the ldap_hooks and multiplespawner configs pick (20000 and up).
+# Each process walks the range from a random point, so no port is handed out twice in a run.
+_PORTS = range(10000, 20000)
+_start = random.randrange(len(_PORTS))  # noqa: S311 - spreads concurrent runs; not a secret
+_next_port = (_PORTS[(_start + i) % len(_PORTS)] for i in itertools.count())
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody uses right now (it can be bound), below the ephemeral range."""
+    for _ in _PORTS:
+        port = next(_next_port)
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 def port_open(host: str, port: int) -> bool:
