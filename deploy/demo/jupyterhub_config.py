@@ -16,6 +16,7 @@ state = Path(os.environ["GRIDHUB_DEMO_DIR"])
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = int(os.environ["GRIDHUB_DEMO_HUB_PORT"])
 c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ.get("GRIDHUB_DEMO_HUB_API_PORT", "8081"))
 c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")

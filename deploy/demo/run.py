@@ -24,6 +24,7 @@ ROOT = HERE.parents[1]
 PORT = int(os.environ.get("GRIDHUB_DEMO_PORT", "8000"))
 HUB_PORT = int(os.environ.get("GRIDHUB_DEMO_HUB_PORT", "8001"))
 PROXY_API_PORT = int(os.environ.get("GRIDHUB_DEMO_PROXY_API_PORT", "8002"))
+HUB_API_PORT = int(os.environ.get("GRIDHUB_DEMO_HUB_API_PORT", "8081"))  # the hub's own server
 DEMO_USERS = {"demo": "demo", "alice": "alice"}
 
 
@@ -117,6 +118,7 @@ def prepare(
     port: int = PORT,
     hub_port: int = HUB_PORT,
     proxy_api_port: int = PROXY_API_PORT,
+    hub_api_port: int = HUB_API_PORT,
 ) -> dict[str, str]:
     """Write the demo's state (passwords, nginx config, secrets) under ``state``; the hub's env."""
     state.mkdir(exist_ok=True)
@@ -140,6 +142,7 @@ def prepare(
         GRIDHUB_DEMO_DIR=str(state),
         GRIDHUB_DEMO_HUB_PORT=str(hub_port),
         GRIDHUB_DEMO_PROXY_API_PORT=str(proxy_api_port),
+        GRIDHUB_DEMO_HUB_API_PORT=str(hub_api_port),
         GRIDHUB_HEADER_SECRET=header_secret,
         CORC_CONFIG_FILE=str(corc_config(state)),
         JUPYTERHUB_CRYPT_KEY=secret(state / "crypt_key"),

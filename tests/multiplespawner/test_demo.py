@@ -43,7 +43,9 @@ def running_demo(state: Path) -> Iterator[tuple[httpx.Client, Daemon]]:
     """deploy/demo as `make demo` runs it (run.prepare, the hub, nginx) on free ports; a client
     logged in as demo/demo through nginx. The hub stops its servers on the way out."""
     port, hub_port = free_port(), free_port()
-    env = demo_run_module().prepare(state, port=port, hub_port=hub_port, proxy_api_port=free_port())
+    env = demo_run_module().prepare(
+        state, port=port, hub_port=hub_port, proxy_api_port=free_port(), hub_api_port=free_port()
+    )
     hub = Daemon(
         "jupyterhub",
         [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "deploy/demo/jupyterhub_config.py")],
