@@ -40,8 +40,6 @@ from .target import SSHTarget
 
 MUX_MSG_HELLO = 0x00000001
 MUX_C_NEW_STDIO_FWD = 0x10000008
-MUX_S_FAILURE = 0x80000003
-MUX_S_PERMISSION_DENIED = 0x80000002
 MUX_S_SESSION_OPENED = 0x80000006
 MUX_VERSION = 4
 _HOST_ALIAS = "gridhub-target"
@@ -97,7 +95,7 @@ async def _listening(path: str) -> bool:
 
 
 def _reason(reply: bytes) -> str:
-    """The reason string of a MUX_S_FAILURE / MUX_S_PERMISSION_DENIED reply."""
+    """The reason string of a refusal (MUX_S_FAILURE or MUX_S_PERMISSION_DENIED)."""
     if len(reply) < 12:
         return "no reason given"
     (length,) = struct.unpack(">I", reply[8:12])

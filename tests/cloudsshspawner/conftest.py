@@ -53,6 +53,15 @@ def remote(tmp_path: Path) -> Iterator[Remote]:
         host.stop()  # also ends whatever a test left running inside the host's namespace
 
 
+def wait_for(condition, timeout: float, what: str) -> float:
+    """Poll ``condition`` until true; the seconds it took (fails after ``timeout``)."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < timeout, f"{what} not within {timeout} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
 @pytest.fixture
 def source(remote: Remote, tmp_path: Path) -> Iterator[str]:
     """An HTTP server in the remote host's namespace serving 24 MB of random bytes; their SHA-256."""
@@ -64,10 +73,7 @@ def source(remote: Remote, tmp_path: Path) -> Iterator[str]:
         [*netns, sys.executable, str(HTTP_SERVER), listen, str(SERVER_PORT), str(big)]
     )
     try:
-        deadline = time.monotonic() + 20
-        while not port_open(remote.host.address, SERVER_PORT):
-            assert time.monotonic() < deadline, "the HTTP server did not start"
-            time.sleep(0.05)
+        wait_for(lambda: port_open(remote.host.address, SERVER_PORT), 20, "the HTTP server")
         yield hashlib.sha256(big.read_bytes()).hexdigest()
     finally:
         server.terminate()

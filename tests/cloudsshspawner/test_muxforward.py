@@ -25,8 +25,8 @@ from bench._http_server import download
 from cloudsshspawner import Tunnel
 from cloudsshspawner.muxforward import MuxError, MuxForward
 from cloudsshspawner.tunnel import Forwards
-from tests.cloudsshspawner.conftest import SERVER_PORT, Remote
-from tests.cloudsshspawner.test_tunnel import target, wait_for
+from tests.cloudsshspawner.conftest import SERVER_PORT, Remote, wait_for
+from tests.cloudsshspawner.test_tunnel import target
 from tests.harness.oci_api import new_host_key
 from tests.harness.process import children_named
 

@@ -18,7 +18,7 @@ import pytest
 from bench._http_server import download
 from cloudsshspawner import SSHTarget, Tunnel, TunnelError
 from cloudsshspawner.tunnel import Forwards
-from tests.cloudsshspawner.conftest import SERVER_PORT, Remote
+from tests.cloudsshspawner.conftest import SERVER_PORT, Remote, wait_for
 from tests.harness.process import port_open
 
 LOG = logging.getLogger("test-tunnel")
@@ -47,14 +47,6 @@ def sessions(remote: Remote) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def wait_for(condition, timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, f"{what} not within {timeout} s"
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def test_concurrent_connects_share_one_connection(remote: Remote) -> None:
