@@ -267,3 +267,30 @@ def test_the_control_sockets_are_private_and_no_secret_is_on_a_command_line(
         assert not directory.exists()
 
     asyncio.run(scenario())
+
+
+def test_two_users_tunnels_to_one_host_keep_apart(remote: Remote, source: str) -> None:
+    """Two tunnels at once (two users' notebooks on one host): each has its own processes and
+    control directory, both carry whole downloads at the same time, and closing one leaves the
+    other working."""
+
+    async def scenario() -> None:
+        first, second = Tunnel(target(remote), LOG), Tunnel(target(remote), LOG)
+        ports = [
+            (await tunnel.open(Forwards(notebook_port=SERVER_PORT, hub_port=9))).local_port
+            for tunnel in (first, second)
+        ]
+        a, b = mux_forward(first), mux_forward(second)
+        assert {m.process.pid for m in a.masters}.isdisjoint(m.process.pid for m in b.masters)
+        assert Path(a.masters[0].path).parent != Path(b.masters[0].path).parent
+        results = await asyncio.gather(
+            *(asyncio.to_thread(download, ("127.0.0.1", port), True) for port in ports * 2)
+        )
+        assert [r.sha256 for r in results] == [source] * 4
+        await first.close()
+        result = await asyncio.to_thread(download, ("127.0.0.1", ports[1]), True)
+        assert result.sha256 == source
+        await second.close()
+
+    asyncio.run(scenario())
+    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "every SSH connection closed")
