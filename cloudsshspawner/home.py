@@ -36,6 +36,8 @@ from typing import Any
 
 import asyncssh
 
+from .connect import ssh_connect
+
 SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
 # Where the user's directory appears inside the sandbox (and the path sshfs mounts).
 SANDBOX_HOME = "/home"
@@ -332,20 +334,17 @@ class _ExternalServer(_Source):
                 f"the private key forwarded for the storage service {where} cannot be read"
             ) from None
         try:
-            conn = await asyncio.wait_for(
-                asyncssh.connect(
-                    service.host,
-                    port=service.port,
-                    username=service.username,
-                    password=service.password,
-                    client_keys=keys or None,  # [] would load ~/.ssh's keys
-                    preferred_auth="publickey" if keys else "password,keyboard-interactive",
-                    known_hosts=service.known_hosts,
-                    agent_path=None,
-                    config=[],
-                    connect_timeout=service.connect_timeout,
-                ),
-                service.connect_timeout + 5,
+            conn = await ssh_connect(
+                service.host,
+                service.connect_timeout,
+                port=service.port,
+                username=service.username,
+                password=service.password,
+                client_keys=keys or None,  # [] would load ~/.ssh's keys
+                preferred_auth="publickey" if keys else "password,keyboard-interactive",
+                known_hosts=service.known_hosts,
+                agent_path=None,
+                config=[],
             )
         except asyncssh.HostKeyNotVerifiable:
             raise HomeError(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import asyncssh
 
 from .apifilter import ApiFilter
+from .connect import ssh_connect
 from .localforward import MAX_PACKET, WINDOW, LocalForward
 from .muxforward import MuxError, MuxForward, openssh_available
 from .target import SSHTarget
@@ -186,23 +187,20 @@ class Tunnel:
         target = self.target
         key = await self._client_key()
         try:
-            conn = await asyncio.wait_for(
-                asyncssh.connect(
-                    target.host,
-                    port=target.port,
-                    username=target.username,
-                    client_keys=[key],
-                    known_hosts=self._known_hosts(),
-                    encryption_algs=list(self.ciphers),
-                    keepalive_interval=self.keepalive_interval,
-                    keepalive_count_max=self.keepalive_count,
-                    agent_path=None,
-                    config=[],
-                    connect_timeout=self.connect_timeout,
-                    window=WINDOW,
-                    max_pktsize=MAX_PACKET,
-                ),
-                self.connect_timeout + 5,
+            conn = await ssh_connect(
+                target.host,
+                self.connect_timeout,
+                port=target.port,
+                username=target.username,
+                client_keys=[key],
+                known_hosts=self._known_hosts(),
+                encryption_algs=list(self.ciphers),
+                keepalive_interval=self.keepalive_interval,
+                keepalive_count_max=self.keepalive_count,
+                agent_path=None,
+                config=[],
+                window=WINDOW,
+                max_pktsize=MAX_PACKET,
             )
         except asyncssh.HostKeyNotVerifiable:
             raise TunnelError(
