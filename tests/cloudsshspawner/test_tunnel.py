@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncssh
@@ -99,24 +100,15 @@ def test_a_connection_attempt_that_outlives_close_closes_its_connection(remote: 
     wait_for(lambda: not remote.host.ssh_client_ports(), 5, "the late connection closed")
 
 
-def test_a_connect_cancelled_as_its_connection_completes_closes_that_connection(
-    remote: Remote,
+def connect_cancelled_leaves_nothing(
+    remote: Remote, caller: list[asyncio.Task[None]], patch: Callable[[Tunnel], None]
 ) -> None:
-    """The caller of connect() is cancelled in the very step its attempt finishes (close() or a
-    stopped spawn at the wrong moment, seen under load): the finished connection must not stay
-    open with no one to close it."""
+    """Run connect() as ``caller[0]``, which the code ``patch`` puts in its way cancels; then
+    close(). No SSH connection may stay open."""
 
     async def scenario() -> None:
         tunnel = Tunnel(target(remote), LOG)
-        real = tunnel._open_connection
-        caller: list[asyncio.Task[None]] = []
-
-        async def racing():  # type: ignore[no-untyped-def]
-            conn = await real()
-            caller[0].cancel()  # cancels this attempt too: Python drops the result it returns
-            return conn
-
-        tunnel._open_connection = racing  # type: ignore[method-assign]
+        patch(tunnel)
         caller.append(asyncio.ensure_future(tunnel.connect()))
         with pytest.raises(asyncio.CancelledError):
             await caller[0]
@@ -124,7 +116,28 @@ def test_a_connect_cancelled_as_its_connection_completes_closes_that_connection(
         await tunnel.close()
 
     asyncio.run(scenario())
-    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "the orphaned connection closed")
+    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "the cancelled attempt's connection")
+
+
+def test_a_connect_cancelled_as_its_connection_completes_closes_that_connection(
+    remote: Remote,
+) -> None:
+    """The caller of connect() is cancelled in the very step its attempt finishes (close() or a
+    stopped spawn at the wrong moment, seen under load): the finished connection must not stay
+    open with no one to close it."""
+    caller: list[asyncio.Task[None]] = []
+
+    def patch(tunnel: Tunnel) -> None:
+        real = tunnel._open_connection
+
+        async def racing():  # type: ignore[no-untyped-def]
+            conn = await real()
+            caller[0].cancel()  # cancels this attempt too: Python drops the result it returns
+            return conn
+
+        tunnel._open_connection = racing  # type: ignore[method-assign]
+
+    connect_cancelled_leaves_nothing(remote, caller, patch)
 
 
 def test_a_connect_returned_despite_its_cancel_is_closed(
@@ -145,17 +158,7 @@ def test_a_connect_returned_despite_its_cancel_is_closed(
         return conn
 
     monkeypatch.setattr(asyncssh, "connect", returns_anyway)
-
-    async def scenario() -> None:
-        tunnel = Tunnel(target(remote), LOG)
-        caller.append(asyncio.ensure_future(tunnel.connect()))
-        with pytest.raises(asyncio.CancelledError):
-            await caller[0]
-        assert not tunnel.connected
-        await tunnel.close()
-
-    asyncio.run(scenario())
-    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "the returned connection closed")
+    connect_cancelled_leaves_nothing(remote, caller, lambda tunnel: None)
 
 
 def test_a_silent_connection_is_noticed_within_the_keepalive_bound(remote: Remote) -> None:
