@@ -15,6 +15,11 @@ runs in its own process; ours by default hands each connection to one of two Ope
 - latency: 1000 sequential 1 KiB GETs on one keep-alive connection, p50/p99.
 Prints each path's figures and the ratios ours / ``ssh -L`` (targets: throughput >= 1.5x,
 p99 < 1 ms).
+
+``--two-hosts`` models a hub and a notebook host that are two machines, as in a deployment: the
+remote side (sshd and the HTTP source) runs on CPU 1 and the hub's side (the tunnel processes with
+their ssh clients, ``ssh -L``, the reader) on CPU 0, so neither side takes the other's core. By
+default all of them share every core of this machine.
 """
 
 from __future__ import annotations
@@ -186,6 +191,10 @@ def ssh_forward(host: SSHHost, key: Path, known_hosts: Path, server_port: int, *
 
 
 def main() -> None:
+    two_hosts = "--two-hosts" in sys.argv[1:]
+    if two_hosts:
+        assert (os.cpu_count() or 1) >= 2, "--two-hosts needs two CPUs"
+        os.sched_setaffinity(0, {0})  # the hub's side; what this process starts inherits it
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         big = root / "big.bin"
@@ -201,6 +210,9 @@ def main() -> None:
             argv = ["ip", "netns", "exec", host.namespace, *argv]
         server = subprocess.Popen(argv)
         processes = [server]
+        if two_hosts:  # the remote side; sshd's sessions, forked later, inherit it
+            for pid in (host.pid, server.pid):
+                os.sched_setaffinity(pid, {1})
         try:
             deadline = time.monotonic() + 20
             while not port_open(host.address, server_port):
@@ -250,6 +262,10 @@ def main() -> None:
             }
             for address in paths.values():
                 fetch(address)  # warm-up
+            if two_hosts:
+                sessions = sshd_sessions(host)
+                assert sessions, "two hosts: no sshd session to check"
+                assert all(os.sched_getaffinity(pid) == {1} for pid in sessions), sessions
             results = measure(
                 paths, clients, host, server.pid, {"ours": ours, "ours asyncssh": in_hub}
             )
@@ -259,6 +275,8 @@ def main() -> None:
                 proc.wait(10)
             host.stop()
     print(f"cloudssh_tunnel: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+    if two_hosts:
+        print("cloudssh_tunnel: two hosts: sshd and the source on CPU 1, the hub's side on CPU 0")
     for name, r in results.items():
         print(
             f"cloudssh_tunnel: {name:13s} {r['mbps']:6.1f} MB/s  {PARALLEL} at once"
