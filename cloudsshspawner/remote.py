@@ -19,9 +19,13 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # every (re)connect: a new SSH connection can always take a fresh remote port, even while a
 # half-open old session still holds the previous one. It also watches the hub: when the hub's
 # API has not answered for ``grace`` seconds, it stops the notebook and removes its files.
+# Before it announces its own port it writes ``notebook_port``: a port it reserves for the notebook,
+# from 20000 up to the kernel's ephemeral range (no outgoing connection can take it), so notebooks
+# starting together on one host never get the same one. (The hub cannot pick it: it does not know
+# the host's ports, and a URL with port 0 makes jupyterhub-singleuser bind port 80.)
 # argv: directory (absolute), grace seconds, check interval seconds, API path (/hub/api).
 AGENT = r"""
-import asyncio, os, shutil, signal, sys, time
+import asyncio, os, random, shutil, signal, socket, sys, time
 
 directory, grace, interval, api_path = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 
@@ -116,7 +120,34 @@ def stop_notebook(pid):
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def reserve_notebook_port():
+    # Bound without SO_REUSEADDR, so a port anyone holds is refused (another agent's reservation
+    # too), then flagged SO_REUSEADDR and kept, not listening: the notebook's own bind (Tornado
+    # sets SO_REUSEADDR) still succeeds, and no other agent can take the port meanwhile.
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    ports = range(20000 if ephemeral > 21000 else 1024, ephemeral)
+    start = random.randrange(len(ports))
+    for i in range(len(ports)):
+        reservation = socket.socket()
+        try:
+            reservation.bind(("127.0.0.1", ports[(start + i) % len(ports)]))
+        except OSError:
+            reservation.close()
+            continue
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return reservation
+    raise SystemExit("no free port for the notebook in %d-%d" % (ports[0], ports[-1]))
+
+
 async def main():
+    reservation = reserve_notebook_port()  # held while the agent lives
+    with open(path("notebook_port.tmp"), "w") as f:
+        f.write("%d\n" % reservation.getsockname()[1])
+    os.replace(path("notebook_port.tmp"), path("notebook_port"))
     server = await asyncio.start_server(relay, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     with open(path("agent_port.tmp"), "w") as f:
@@ -144,7 +175,8 @@ asyncio.run(main())
 
 # $1: the server's directory (absolute, or relative to $HOME); the rest: the notebook command. The environment
 # (stdin) carries GRIDHUB_* settings for the agent; the launcher points the notebook's API URLs at
-# the agent and prints the notebook's pid, then the agent's.
+# the agent and its own URL at the port the agent found, and prints the notebook's pid, then the
+# agent's.
 LAUNCHER = r"""
 umask 077
 cd || exit 4
@@ -172,8 +204,9 @@ done
 port=$(cat "$dir/agent_port")
 export JUPYTERHUB_API_URL="http://127.0.0.1:$port$GRIDHUB_API_PATH"
 export JUPYTERHUB_ACTIVITY_URL="http://127.0.0.1:$port$GRIDHUB_ACTIVITY_PATH"
+export JUPYTERHUB_SERVICE_URL="http://127.0.0.1:$(cat "$dir/notebook_port")$GRIDHUB_SERVICE_PATH"
 unset GRIDHUB_AGENT GRIDHUB_HUB_PORT GRIDHUB_PYTHON GRIDHUB_GRACE GRIDHUB_CHECK GRIDHUB_API_PATH \
-  GRIDHUB_ACTIVITY_PATH
+  GRIDHUB_ACTIVITY_PATH GRIDHUB_SERVICE_PATH
 export JUPYTER_RUNTIME_DIR="$dir/runtime"
 setsid "$@" </dev/null >"$dir/notebook.log" 2>&1 &
 echo "$!" >"$dir/notebook.pid"

@@ -499,9 +499,11 @@ class CloudSSHSpawner(Spawner):
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        # The launcher points these at the agent's port on the remote host.
+        # The launcher points these at the agent's port on the remote host, and the notebook's own
+        # URL at the free port the agent finds there.
         env.pop("JUPYTERHUB_API_URL", None)
         env.pop("JUPYTERHUB_ACTIVITY_URL", None)
+        env["GRIDHUB_SERVICE_PATH"] = urlparse(env.pop("JUPYTERHUB_SERVICE_URL", "/")).path or "/"
         api_path = self._api_path()
         env["GRIDHUB_API_PATH"] = api_path
         env["GRIDHUB_ACTIVITY_PATH"] = url_path_join(
@@ -540,7 +542,10 @@ class CloudSSHSpawner(Spawner):
             self.forwards = self._forwards()
             # The reverse forward first: the notebook needs the hub's API as soon as it starts.
             await tunnel.open(self.forwards)
-            self.ip, self.port = "127.0.0.1", 0  # the remote OS picks a free port: no race
+            self.ip, self.port = (
+                "127.0.0.1",
+                0,
+            )  # the agent on the host finds the port (remote.AGENT)
             self.remote_dir = posixpath.join(
                 self.remote_root, f"{self.user.name}-{self.name or 'default'}"
             )

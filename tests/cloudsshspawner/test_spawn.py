@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -112,6 +113,33 @@ def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub
         time.sleep(0.3)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", local_port)) != 0
+
+
+def test_two_users_at_once_on_one_host_each_get_a_notebook_on_its_own_unprivileged_port(
+    remote, hub_factory
+):
+    """A shared SSH host serves many students: notebooks started together there must not fight
+    over one port, and none may need root to bind it (ports below 1024). Each binds a port below
+    the host's ephemeral range, so no outgoing connection can take it before the notebook does."""
+    hub = hub_factory(cloudssh_config(remote))
+    users = ("alice", "bob")
+    for user in users:
+        login(hub, user)
+    with ThreadPoolExecutor(len(users)) as pool:
+        results = list(pool.map(lambda user: spawn(hub, user), users))
+    assert all(ok for ok, _ in results), results
+    for user in users:
+        assert status(hub, user).status_code == 200, user
+    ephemeral = int(remote.host.run("cat /proc/sys/net/ipv4/ip_local_port_range").split()[0])
+    ports = set()
+    for pid in processes(remote, b"jupyterhub-singleuser"):
+        listening = remote.host.run(f"ss -ltnpH | grep 'pid={pid},' || true").split()
+        port = int(listening[3].rsplit(":", 1)[1])
+        assert 1024 <= port < ephemeral, port
+        ports.add(port)
+    assert len(ports) == len(users), ports
+    for user in users:
+        assert hub.api().delete(f"/users/{user}/server").status_code in (202, 204)
 
 
 def test_a_changed_host_key_fails_the_spawn_clearly(remote, hub_factory, tmp_path):
