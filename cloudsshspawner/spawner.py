@@ -542,10 +542,8 @@ class CloudSSHSpawner(Spawner):
             self.forwards = self._forwards()
             # The reverse forward first: the notebook needs the hub's API as soon as it starts.
             await tunnel.open(self.forwards)
-            self.ip, self.port = (
-                "127.0.0.1",
-                0,
-            )  # the agent on the host finds the port (remote.AGENT)
+            # The notebook's port on the host is the one remote.AGENT reserves there.
+            self.ip, self.port = "127.0.0.1", 0
             self.remote_dir = posixpath.join(
                 self.remote_root, f"{self.user.name}-{self.name or 'default'}"
             )

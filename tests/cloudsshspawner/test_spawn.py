@@ -50,6 +50,12 @@ def notebook_pid(remote: Remote) -> int:
     return pids[0]
 
 
+def listening(remote: Remote, pid: int) -> list[str]:
+    """The local addresses (``ip:port``) the remote process ``pid`` listens on over TCP."""
+    lines = remote.host.run(f"ss -ltnpH | grep 'pid={pid},' || true").splitlines()
+    return [line.split()[3] for line in lines if line.strip()]
+
+
 def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub_factory):
     hub = hub_factory(cloudssh_config(remote))
     login(hub, "alice")
@@ -75,11 +81,11 @@ def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub
 
     # The notebook listens on the remote host's loopback only.
     pid = notebook_pid(remote)
-    listening = remote.host.run(f"ss -ltnpH | grep 'pid={pid},' || true")
-    assert listening.strip(), "the notebook listens nowhere"
-    for line in listening.splitlines():
-        assert line.split()[3].startswith("127.0.0.1:"), line
-    port = int(listening.split()[3].rsplit(":", 1)[1])
+    addresses = listening(remote, pid)
+    assert addresses, "the notebook listens nowhere"
+    for address in addresses:
+        assert address.startswith("127.0.0.1:"), address
+    port = int(addresses[0].rsplit(":", 1)[1])
     with socket.socket() as probe:
         probe.settimeout(2)
         assert probe.connect_ex((remote.host.address, port)) != 0
@@ -133,8 +139,7 @@ def test_two_users_at_once_on_one_host_each_get_a_notebook_on_its_own_unprivileg
     ephemeral = int(remote.host.run("cat /proc/sys/net/ipv4/ip_local_port_range").split()[0])
     ports = set()
     for pid in processes(remote, b"jupyterhub-singleuser"):
-        listening = remote.host.run(f"ss -ltnpH | grep 'pid={pid},' || true").split()
-        port = int(listening[3].rsplit(":", 1)[1])
+        port = int(listening(remote, pid)[0].rsplit(":", 1)[1])
         assert 1024 <= port < ephemeral, port
         ports.add(port)
     assert len(ports) == len(users), ports
