@@ -229,6 +229,12 @@ class MuxForward:
             self._track(master)
             raise
         self._track(master)
+        if self.closed:
+            master.stop()
+            raise MuxError("the local forward is closed")
+        # Adopted here, not by start(): a cancel of start() may land after this master logged in
+        # but before its siblings did, and close() must still find it.
+        self.masters.append(master)
         return master
 
     def _track(self, master: Master) -> None:
@@ -249,6 +255,7 @@ class MuxForward:
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
+            await process.wait()  # reaped, not left a zombie; SIGKILL makes this prompt
             raise
         finally:
             if master in self.masters:
@@ -261,15 +268,7 @@ class MuxForward:
             *(self._start_master() for _ in range(self.processes - len(self.masters))),
             return_exceptions=True,
         )
-        errors = []
-        for result in results:
-            if isinstance(result, Master):
-                if self.closed:
-                    result.stop()
-                else:
-                    self.masters.append(result)
-            elif isinstance(result, BaseException):
-                errors.append(result)
+        errors = [result for result in results if isinstance(result, BaseException)]
         if not self.masters:
             raise errors[0] if errors else MuxError("the local forward is closed")
         for error in errors:

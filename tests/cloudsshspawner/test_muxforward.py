@@ -247,6 +247,45 @@ def test_a_forward_closed_while_its_ssh_processes_start_leaves_none(
     wait_for(lambda: not remote.host.ssh_client_ports(), 5, "every SSH connection closed")
 
 
+class SecondMasterHangs(MuxForward):
+    """The first ssh process logs in; the second hangs before it starts, as a slow login would."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.first_up = asyncio.Event()
+        self._calls = 0
+
+    async def _start_master(self):  # type: ignore[no-untyped-def]
+        self._calls += 1
+        if self._calls > 1:
+            await asyncio.Event().wait()
+        master = await super()._start_master()
+        self.first_up.set()
+        return master
+
+
+def test_a_spawn_cancelled_with_one_ssh_process_up_and_one_starting_stops_both(
+    remote: Remote,
+) -> None:
+    """CI caught this one: the cancel lands after one master logged in but before the other did.
+    The logged-in master must be stopped by ``close()`` and reaped by ``wait_closed()``, not lost
+    (it was: left to the 3 s kill of ``wait_closed``, and then not reaped)."""
+
+    async def scenario() -> None:
+        forward = SecondMasterHangs(target(remote), "127.0.0.1", SERVER_PORT, LOG, processes=2)
+        listening = asyncio.ensure_future(forward.listen("127.0.0.1", 0))
+        await asyncio.wait_for(forward.first_up.wait(), 30)
+        (pid,) = ssh_children(os.getpid())
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        assert forward.closed and forward.masters == []
+        await forward.wait_closed(timeout=30)  # a master close() forgot would hold it for 30 s
+        assert ssh_children(os.getpid()) == [] and not alive(pid)
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+    wait_for(lambda: not remote.host.ssh_client_ports(), 5, "every SSH connection closed")
+
+
 def test_the_control_sockets_are_private_and_no_secret_is_on_a_command_line(
     remote: Remote,
 ) -> None:
