@@ -364,6 +364,9 @@ class _ExternalServer(_Source):
         except (OSError, asyncssh.Error) as error:
             conn.close()
             raise HomeError(f"the storage service {where} offers no SFTP: {error}") from None
+        except BaseException:  # cancelled: the user's logged-in session must not outlive it
+            conn.close()
+            raise
         return cls(conn, process)
 
     def end_input(self) -> None:

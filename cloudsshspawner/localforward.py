@@ -141,13 +141,15 @@ async def listen_on(
     factory: Callable[[], asyncio.Protocol], bind: str, port: int
 ) -> asyncio.Server:
     """A server on ``bind:port`` (``""``: every address; port 0: a free port, the same one on every
-    address)."""
+    address), not serving yet: the caller keeps it, then awaits ``start_serving()``. (Serving at
+    once, ``create_server`` awaits again after it starts, and a cancel landing there would lose a
+    listening server.)"""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(factory, bind or None, port)
+    server = await loop.create_server(factory, bind or None, port, start_serving=False)
     if len({sock.getsockname()[1] for sock in server.sockets}) > 1:
         port = server.sockets[0].getsockname()[1]  # port 0 on several addresses: the first's
         server.close()
-        server = await loop.create_server(factory, bind or None, port)
+        server = await loop.create_server(factory, bind or None, port, start_serving=False)
     return server
 
 
@@ -174,8 +176,12 @@ class LocalForward:
     async def listen(self, bind: str, port: int) -> int:
         """Start listening (``""``: every address; port 0: a free port, the same on every
         address); returns the port."""
-        server = await listen_on(lambda: _LocalSide(self), bind, port)
-        self._server = server
+        server = self._server = await listen_on(lambda: _LocalSide(self), bind, port)
+        try:
+            await server.start_serving()
+        except BaseException:
+            self.close()
+            raise
         self._watch = asyncio.ensure_future(self._close_with_connection())
         return server.sockets[0].getsockname()[1]
 

@@ -297,11 +297,11 @@ class MuxForward:
         every address); returns the port."""
         try:
             await self.start()
-            server = await listen_on(lambda: _Accepted(self), bind, port)
+            server = self._server = await listen_on(lambda: _Accepted(self), bind, port)
+            await server.start_serving()
         except BaseException:
             self.close()
             raise
-        self._server = server
         return server.sockets[0].getsockname()[1]
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

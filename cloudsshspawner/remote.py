@@ -183,6 +183,14 @@ cd || exit 4
 dir="$1"; shift
 mkdir -p "$dir/runtime" || exit 3
 dir=$(cd "$dir" && pwd) || exit 3
+echo "$$" >"$dir/launcher.pid" || exit 3
+# An earlier launch of this server whose pids never reached a hub (it was killed while this ran):
+# its processes stop, and its files go, or they would point this launch at its agent and port.
+for f in agent.pid notebook.pid; do
+  old=$(cat "$dir/$f" 2>/dev/null)
+  [ "${old:-0}" -gt 0 ] 2>/dev/null && kill -KILL "-$old" 2>/dev/null
+done
+rm -f "$dir/agent.pid" "$dir/notebook.pid" "$dir/agent_port" "$dir/notebook_port"
 set -a
 . /dev/stdin
 set +a
@@ -191,6 +199,7 @@ printf '%s\n' "$GRIDHUB_HUB_PORT" >"$dir/hub_port" || exit 3
 setsid "$GRIDHUB_PYTHON" "$dir/agent.py" "$dir" "$GRIDHUB_GRACE" "$GRIDHUB_CHECK" \
   "$GRIDHUB_API_PATH" </dev/null >"$dir/agent.log" 2>&1 &
 agent=$!
+echo "$agent" >"$dir/agent.pid"
 i=0
 while [ ! -s "$dir/agent_port" ]; do
   if ! kill -0 "$agent" 2>/dev/null || [ "$i" -ge 300 ]; then
@@ -234,15 +243,28 @@ exit 0
 
 ALIVE = r'kill -0 "$1" 2>/dev/null'
 
-# $1: pid (also the process group), $2: directory, $3: seconds to wait before SIGKILL,
-# $4: the agent's pid (0: none). The agent goes first, so it neither relays nor watches any more.
+# $1: pid (also the process group; 0: not known), $2: directory, $3: seconds to wait before
+# SIGKILL, $4: the agent's pid (0: none). Pid 0 is a launch whose pids never reached the hub (the
+# spawn was cancelled while the launcher ran): the launcher is let finish (it is bounded), then the
+# pids it recorded are stopped. The agent goes first, so it neither relays nor watches any more.
 STOP = r"""
 cd || exit 4
-[ "$4" -gt 0 ] 2>/dev/null && kill -KILL -- "-$4" 2>/dev/null
-kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
-i=0
-while kill -0 "$1" 2>/dev/null && [ "$i" -lt "$(( $3 * 10 ))" ]; do sleep 0.1; i=$((i+1)); done
-kill -KILL -- "-$1" 2>/dev/null
+pid="$1" agent="$4"
+if [ "$pid" = 0 ]; then
+  launcher=$(cat "$2/launcher.pid" 2>/dev/null)
+  i=0
+  while [ -n "$launcher" ] && kill -0 "$launcher" 2>/dev/null && [ "$i" -lt 200 ]; do
+    sleep 0.1; i=$((i+1))
+  done
+  pid=$(cat "$2/notebook.pid" 2>/dev/null) agent=$(cat "$2/agent.pid" 2>/dev/null)
+fi
+[ "${agent:-0}" -gt 0 ] 2>/dev/null && kill -KILL "-$agent" 2>/dev/null
+if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then
+  kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt "$(( $3 * 10 ))" ]; do sleep 0.1; i=$((i+1)); done
+  kill -KILL "-$pid" 2>/dev/null
+fi
 rm -rf "$2"
 exit 0
 """

@@ -259,6 +259,8 @@ class CloudSSHSpawner(Spawner):
         self.tunnel: Tunnel | None = None
         self.pid: int | None = None
         self.agent_pid: int | None = None
+        self._launch_begun = False  # the launcher may have run: stops look in remote_dir
+        self._cancelled_teardown: asyncio.Future[None] | None = None
         self.remote_dir = ""
         self.forwards = Forwards()
         #: Remote servers a stop could not reach: kept in the state and stopped later.
@@ -303,6 +305,7 @@ class CloudSSHSpawner(Spawner):
         super().clear_state()  # ``unfinished`` stays: it outlives this server
         self.pid = None
         self.agent_pid = None
+        self._launch_begun = False
         self.remote_dir = ""
         self.forwards = Forwards()
         if not self._handed_target:
@@ -531,6 +534,7 @@ class CloudSSHSpawner(Spawner):
 
     async def start(self) -> tuple[str, int]:
         self._events = []
+        await self._cancelled_start_torn_down()
         await self.finish_unfinished()
         host = "the remote host"
         try:
@@ -550,6 +554,8 @@ class CloudSSHSpawner(Spawner):
             home_env = await self._mount_home(tunnel)
             self._progress(30, f"Starting the notebook server on {host}")
             argv = [*self.remote_command, *self.get_args()]
+            # From here a stop must look in remote_dir: a cancel can land before the pids do.
+            self._launch_begun = True
             if "GRIDHUB_PERSISTENT_HOME" in home_env:
                 argv.append(f"--notebook-dir={home_env['GRIDHUB_PERSISTENT_HOME']}")
             output = await tunnel.run(
@@ -565,6 +571,12 @@ class CloudSSHSpawner(Spawner):
         except (TunnelError, RuntimeError, ValueError, IndexError) as error:
             await self._tear_down()
             raise SpawnError(f"Could not start your server on {host}: {error}") from None
+        except asyncio.CancelledError:
+            # JupyterHub gives a cancelled start about a second to end before it calls stop()
+            # (else the user's DELETE fails), and the teardown may wait for the launcher on the
+            # host: it runs on, and stop() and the next start() wait for it.
+            self._cancelled_teardown = asyncio.ensure_future(self._tear_down())
+            raise
         except BaseException:
             await self._tear_down()
             raise
@@ -603,18 +615,18 @@ class CloudSSHSpawner(Spawner):
 
     def _remember_unfinished(self, reason: str) -> None:
         """Keep what a stop could not clean up (the state outlives this server)."""
-        assert self.target is not None and self.pid is not None
+        assert self.target is not None
         self.log.error(
             "%s: could not stop pid %s on %s (%s); kept in the state to finish later",
             self._log_name,
-            self.pid,
+            self.pid or f"(the one {self.remote_dir} records)",
             self.target.host,
             reason,
         )
         self.unfinished.append(
             {
                 "target": self.target.to_state(),
-                "pid": self.pid,
+                "pid": self.pid or 0,
                 "agent_pid": self.agent_pid or 0,
                 "remote_dir": self.remote_dir,
                 "server_name": self.name,
@@ -630,17 +642,26 @@ class CloudSSHSpawner(Spawner):
         if self.corc_ssh_directory and not self._handed_target:
             await self._ssh_authenticator().remove(self.user.name, server_name)
 
+    async def _cancelled_start_torn_down(self) -> None:
+        """Wait for the teardown of a cancelled start (bounded by ``stop_deadline``)."""
+        task, self._cancelled_teardown = self._cancelled_teardown, None
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except Exception:
+                self.log.exception("%s: tearing down the cancelled start failed", self._log_name)
+
     async def _tear_down(self, deadline: float | None = None) -> None:
         """Stop the remote process (within ``deadline`` s), close the tunnel, forget the server.
 
         What cannot be stopped in time is remembered in ``unfinished``.
         """
         stopped = True
-        if self.pid is not None and self.tunnel is not None:
+        if (self.pid is not None or self._launch_begun) and self.tunnel is not None:
             try:
                 async with asyncio.timeout(deadline or self.stop_deadline):
                     await self.tunnel.run(
-                        self._stop_command(self.pid, self.agent_pid, self.remote_dir),
+                        self._stop_command(self.pid or 0, self.agent_pid, self.remote_dir),
                         timeout=self.stop_timeout + 10,
                     )
             except (TunnelError, TimeoutError) as error:
@@ -715,6 +736,7 @@ class CloudSSHSpawner(Spawner):
         return None
 
     async def stop(self, now: bool = False) -> None:
+        await self._cancelled_start_torn_down()
         if self.pid is None or self.target is None:
             await self.finish_unfinished()
             return

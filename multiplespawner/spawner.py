@@ -544,6 +544,10 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
             return url
         except BaseException as error:
             timer.failed()
+            if self._child_starting and self.child is not None:
+                # A cancelled child may still be stopping its notebook on the resource (as
+                # CloudSSHSpawner does after a cancel): the resource goes only once it is done.
+                await asyncio.shield(self._stop_child())
             await asyncio.shield(self._release(f"start failed: {error!r}"))
             if isinstance(error, Exception) and not hasattr(error, "jupyterhub_message"):
                 raise SpawnFailed(
@@ -571,6 +575,13 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
             "gpu_ids": ",".join(provisioning.gpu_ids()),
             "resource_id": resource.id,
         }
+
+    async def _stop_child(self) -> None:
+        assert self.child is not None
+        try:
+            await self.child.stop()
+        except Exception:
+            self.log.exception("%s: could not stop the notebook after its start", self._log_name)
 
     async def _release(self, why: str) -> None:
         """Tear the resource down (if any); safe to call twice, and never raises."""

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import httpx
 
-from tests.cloudsshspawner.conftest import Remote, cloudssh_config, login, spawner_state, status
+from tests.cloudsshspawner.conftest import (
+    SINGLEUSER,
+    Remote,
+    cloudssh_config,
+    login,
+    spawner_state,
+    status,
+    wait_for,
+)
 from tests.harness.hub import spawn
 
 
@@ -219,3 +227,89 @@ def test_hub_restart_keeps_the_session(remote, hub_factory):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     hub.api().delete("/users/alice/server")
+
+
+def slow_python(tmp_path: Path, seconds: float) -> str:
+    """A ``remote_python`` whose start takes ``seconds``: the launcher waits for the agent meanwhile."""
+    wrapper = tmp_path / "slow-python"
+    wrapper.write_text(f'#!/bin/sh\nsleep {seconds}\nexec python3 "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def nothing_left(remote: Remote) -> bool:
+    return not (
+        processes(remote, b"agent.py")
+        or processes(remote, b"jupyterhub-singleuser")
+        or remote.servers()
+    )
+
+
+def test_a_spawn_stopped_while_the_notebook_launches_leaves_nothing_behind(
+    remote, hub_factory, tmp_path
+):
+    """The user stops a pending spawn while the launcher runs on the host (before the hub knows
+    any pid). The launcher goes on without the hub; the stop must still find what it starts (it
+    did not: agent and notebook ran on, unknown to the hub, holding its token)."""
+    extra = f"c.CloudSSHSpawner.remote_python = {slow_python(tmp_path, 3)!r}"
+    hub = hub_factory(cloudssh_config(remote, extra))
+    login(hub, "alice")
+    api = hub.api()
+    assert api.post("/users/alice/server").status_code == 202
+    wait_for(lambda: processes(remote, b"agent.py"), 30, "the launcher starting the agent")
+    response = api.delete("/users/alice/server")
+    assert response.status_code in (202, 204), hub.log()[-6000:]
+    wait_for(lambda: nothing_left(remote), 60, "no agent, notebook or files left")
+    time.sleep(4)  # past the slow start: nothing comes up late either
+    assert nothing_left(remote)
+    assert api.get("/users/alice").json()["servers"] == {}
+    assert spawn(hub, "alice")[0]  # and the next spawn works
+    assert status(hub, "alice").status_code == 200
+
+
+def test_what_an_earlier_launch_left_in_the_servers_directory_is_stopped_and_ignored(
+    remote, hub_factory
+):
+    """A hub killed while the launcher ran never learned the pids, and left the directory with a
+    live agent and notebook and their port files. The next launch of that server stops them and
+    does not take the stale ports for its own."""
+    directory = remote.root / "alice-default"
+    directory.mkdir(parents=True, mode=0o700)
+    old = [
+        subprocess.Popen(["sleep", "300"], start_new_session=True) for _ in ("agent", "notebook")
+    ]
+    try:
+        (directory / "agent.pid").write_text(f"{old[0].pid}\n")
+        (directory / "notebook.pid").write_text(f"{old[1].pid}\n")
+        (directory / "agent_port").write_text("1\n")
+        (directory / "notebook_port").write_text("1\n")
+        hub = hub_factory(cloudssh_config(remote))
+        login(hub, "alice")
+        ok, message = spawn(hub, "alice")
+        assert ok, message
+        assert status(hub, "alice").status_code == 200
+        assert [process.poll() for process in old] == [-signal.SIGKILL] * 2
+        (address,) = listening(remote, notebook_pid(remote))
+        assert not address.endswith(":1"), address
+    finally:
+        for process in old:
+            process.kill()
+            process.wait()
+
+
+def test_stopping_ends_the_notebooks_whole_process_group(remote, hub_factory):
+    """A kernel started by the notebook goes with it. The stop's group kill used ``kill -- -pid``,
+    which dash (Debian's sh) rejects, so only the notebook itself was signalled."""
+    extra = (
+        "c.CloudSSHSpawner.remote_command ="
+        f" ['/bin/sh', '-c', 'sleep 3217 & exec \"$@\"', 'sh', {SINGLEUSER!r}]"
+    )
+    hub = hub_factory(cloudssh_config(remote, extra))
+    login(hub, "alice")
+    ok, message = spawn(hub, "alice")
+    assert ok, message
+    (kernel,) = processes(remote, b"sleep\x003217")
+    assert os.getpgid(kernel) == notebook_pid(remote)
+    assert hub.api().delete("/users/alice/server").status_code in (202, 204)
+    wait_for(lambda: nothing_left(remote), 60, "the notebook, its agent and its files gone")
+    assert processes(remote, b"sleep\x003217") == []
