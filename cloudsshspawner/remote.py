@@ -219,6 +219,7 @@ unset GRIDHUB_AGENT GRIDHUB_HUB_PORT GRIDHUB_PYTHON GRIDHUB_GRACE GRIDHUB_CHECK 
 export JUPYTER_RUNTIME_DIR="$dir/runtime"
 setsid "$@" </dev/null >"$dir/notebook.log" 2>&1 &
 echo "$!" >"$dir/notebook.pid"
+rm -f "$dir/launcher.pid"
 echo "$!"
 echo "$agent"
 """
@@ -253,7 +254,8 @@ pid="$1" agent="$4"
 if [ "$pid" = 0 ]; then
   launcher=$(cat "$2/launcher.pid" 2>/dev/null)
   i=0
-  while [ -n "$launcher" ] && kill -0 "$launcher" 2>/dev/null && [ "$i" -lt 200 ]; do
+  # (a pid that is not a launcher of this directory any more is not waited for)
+  while [ -n "$launcher" ] && grep -qsF -- "$2" "/proc/$launcher/cmdline" && [ "$i" -lt 200 ]; do
     sleep 0.1; i=$((i+1))
   done
   pid=$(cat "$2/notebook.pid" 2>/dev/null) agent=$(cat "$2/agent.pid" 2>/dev/null)
