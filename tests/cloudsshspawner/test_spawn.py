@@ -64,6 +64,15 @@ def listening(remote: Remote, pid: int) -> list[str]:
     return [line.split()[3] for line in lines if line.strip()]
 
 
+def nothing_left(remote: Remote) -> bool:
+    """No agent, notebook or server directory of any user on the remote host."""
+    return not (
+        processes(remote, b"agent.py")
+        or processes(remote, b"jupyterhub-singleuser")
+        or remote.servers()
+    )
+
+
 def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub_factory):
     hub = hub_factory(cloudssh_config(remote))
     login(hub, "alice")
@@ -121,10 +130,7 @@ def test_spawn_reaches_the_notebook_and_the_notebook_reaches_the_hub(remote, hub
     assert "started" in answer.json()
     # ... and stopping ends the remote process and closes the local forward.
     assert hub.api().delete("/users/alice/server").status_code in (202, 204)
-    deadline = time.monotonic() + 30
-    while processes(remote, b"jupyterhub-singleuser") or remote.servers():
-        assert time.monotonic() < deadline, "the notebook or its files outlived the stop"
-        time.sleep(0.3)
+    wait_for(lambda: nothing_left(remote), 30, "the notebook, its agent and its files gone")
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", local_port)) != 0
 
@@ -235,14 +241,6 @@ def slow_python(tmp_path: Path, seconds: float) -> str:
     wrapper.write_text(f'#!/bin/sh\nsleep {seconds}\nexec python3 "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
-
-
-def nothing_left(remote: Remote) -> bool:
-    return not (
-        processes(remote, b"agent.py")
-        or processes(remote, b"jupyterhub-singleuser")
-        or remote.servers()
-    )
 
 
 def test_a_spawn_stopped_while_the_notebook_launches_leaves_nothing_behind(
