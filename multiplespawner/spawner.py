@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import maybe_future
@@ -34,6 +34,8 @@ from .homes import PersistentHomes
 from .options import Choice, Space, build_space, from_form, json_schema, validate
 from .orchestration import CorcSettings, Provisioning, record_store
 from .placeholders import RESOURCE_PLACEHOLDERS, fill, uses_resource
+
+T = TypeVar("T")
 
 STATE_VERSION = 1
 #: Seconds the sub-spawner gets to start, and the hub to see the server answer, by resource type.
@@ -153,6 +155,8 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
         self._events: list[dict[str, Any]] = []
         self._news = asyncio.Event()
         self._child_starting = False
+        self._cancelled_teardown: asyncio.Future[None] | None = None
+        self._step: asyncio.Future[Any] | None = None
         metrics.track(self)
 
     # -- configuration and options ----------------------------------------------------------------
@@ -501,9 +505,11 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
         return self.provisioning
 
     async def start(self) -> Any:
+        await self._cancelled_start_undone()
         if self.child is None or self.choice is None or self.offer is None:
             raise SpawnFailed("The server options were not prepared; please start it again.")
         self._events, self._child_starting, self._starting = [], False, True
+        self._step = None
         offer, choice = self.offer, self.choice
         where = offer.provider.display_name
         timer = metrics.SpawnTimer(choice.provider, choice.resource_type)
@@ -511,22 +517,26 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
             provisioning = await self._provisioning()
             if provisioning is not None:
                 timer.step = "order"
-                resource = await provisioning.order(
-                    cpu=choice.cpu,
-                    memory_gb=choice.memory_gb,
-                    gpus=choice.gpus,
-                    image=offer.deployment.image,
-                    resource_type=choice.resource_type,
-                    progress=self._progress,
-                    on_ordered=self._persist,
-                    values=self._spawn_values(),
+                resource = await self._detached(
+                    provisioning.order(
+                        cpu=choice.cpu,
+                        memory_gb=choice.memory_gb,
+                        gpus=choice.gpus,
+                        image=offer.deployment.image,
+                        resource_type=choice.resource_type,
+                        progress=self._progress,
+                        on_ordered=self._persist,
+                        values=self._spawn_values(),
+                    )
                 )
                 self._resource_values = self._values_of(provisioning)
                 where = resource.addresses[0] if resource.addresses else where
                 if offer.template.configurer is not None:
                     timer.step = "configure"
                     self._progress(65, f"Configuring {where}")
-                    await provisioning.configure(offer.template.configurer, self._spawn_values())
+                    await self._detached(
+                        provisioning.configure(offer.template.configurer, self._spawn_values())
+                    )
                 self._apply_resource_kwargs()
                 await self._persist(provisioning.state())
             timer.step = "start"
@@ -542,13 +552,17 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
             await self.session_expiry_start()
             timer.succeeded()
             return url
+        except asyncio.CancelledError as error:
+            timer.failed()
+            # JupyterHub waits about 1 s for a cancelled start, then stops the server and answers
+            # the user's DELETE with 500 if the start still runs. Tearing down takes longer (the
+            # child's notebook, then the resource): it goes on after the cancel, and stop(),
+            # poll() and the next start() wait for it.
+            self._cancelled_teardown = asyncio.ensure_future(self._undo_start(error))
+            raise
         except BaseException as error:
             timer.failed()
-            if self._child_starting and self.child is not None:
-                # A cancelled child may still be stopping its notebook on the resource (as
-                # CloudSSHSpawner does after a cancel): the resource goes only once it is done.
-                await asyncio.shield(self._stop_child())
-            await asyncio.shield(self._release(f"start failed: {error!r}"))
+            await asyncio.shield(self._undo_start(error))
             if isinstance(error, Exception) and not hasattr(error, "jupyterhub_message"):
                 raise SpawnFailed(
                     f"Could not start your server on {where}: {str(error) or type(error).__name__}"
@@ -576,12 +590,41 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
             "resource_id": resource.id,
         }
 
-    async def _stop_child(self) -> None:
-        assert self.child is not None
+    async def _detached(self, step: Awaitable[T]) -> T:
+        """Await one step of the start in a task of its own. A cancelled start returns at once:
+        the step is cancelled, and ``_undo_start`` waits for it to unwind (a cancelled corc order
+        waits for the provider's call in flight, then removes what it made)."""
+        task = self._step = asyncio.ensure_future(step)
         try:
-            await self.child.stop()
-        except Exception:
-            self.log.exception("%s: could not stop the notebook after its start", self._log_name)
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    async def _undo_start(self, error: BaseException) -> None:
+        """Stop the child if its start had begun, then remove the resource; never raises."""
+        step, self._step = self._step, None
+        if step is not None:
+            await asyncio.wait([step])
+            problem = None if step.cancelled() else step.exception()
+            if problem is not None and problem is not error:
+                self.log.warning("%s: the cancelled start's last step: %r", self._log_name, problem)
+        if self._child_starting and self.child is not None:
+            # A cancelled child may still be stopping its notebook on the resource (as
+            # CloudSSHSpawner does after a cancel): the resource goes only once it is done.
+            try:
+                await self.child.stop()
+            except Exception:
+                self.log.exception(
+                    "%s: could not stop the notebook after its start", self._log_name
+                )
+        await self._release(f"start failed: {error!r}")
+
+    async def _cancelled_start_undone(self) -> None:
+        """Wait for the teardown of a cancelled start, if one still runs."""
+        task, self._cancelled_teardown = self._cancelled_teardown, None
+        if task is not None:
+            await asyncio.shield(task)
 
     async def _release(self, why: str) -> None:
         """Tear the resource down (if any); safe to call twice, and never raises."""
@@ -600,6 +643,7 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
     async def poll(self) -> int | None:
         if self._starting:
             return None
+        await self._cancelled_start_undone()
         if self.child is None:
             if self._resource_state:
                 await self._release("its spawn never finished")
@@ -611,6 +655,7 @@ class MultipleSpawner(SessionExpiry, PersistentHomes):
         return status
 
     async def stop(self, now: bool = False) -> None:
+        await self._cancelled_start_undone()
         try:
             if self.child is not None:
                 await self.child.stop(now)

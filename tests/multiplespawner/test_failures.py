@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import httpx
 import yaml
 
+from tests.harness.clouds import ec2_options, start_moto
 from tests.multiplespawner.conftest import (
     LOCAL,
     VM,
@@ -110,3 +113,100 @@ def test_hub_restart_while_the_vm_is_being_prepared(tmp_path: Path, hub_factory)
     nothing_left(setup)  # ...and the restarted hub found it and removed it
     assert "its spawn never finished" in hub.log() or "exited with status" in hub.log()
     assert hub.api().get("/users/alice").json()["servers"] == {}
+
+
+def launching(setup) -> bool:
+    """Whether the VM's launcher has got as far as starting the gridhub agent."""
+    marker = str(setup.dir / "remote-servers").encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"agent.py" in command and marker in command:
+            return True
+    return False
+
+
+def test_the_user_stops_a_spawn_while_the_notebook_launches_on_the_vm(
+    tmp_path: Path, hub_factory
+) -> None:
+    """The user's DELETE of a pending spawn answers at once and the VM goes. Tearing down (the
+    notebook's launch on the VM, then the VM) takes seconds; JupyterHub waits about 1 s for a
+    cancelled start before it stops the server, and answered 500 while the start still ran."""
+    slow = tmp_path / "slow-python"
+    slow.write_text('#!/bin/sh\nsleep 3\nexec python3 "$@"\n')
+    slow.chmod(0o755)
+    setup = make_setup(tmp_path / "ms", vm_kwargs={"remote_python": str(slow)})
+    hub = hub_factory(
+        hub_config(setup, "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}")
+    )
+    login(hub, "alice")
+    api = hub.api()
+    assert api.post("/users/alice/server", json={"user_options": VM}).status_code == 202
+    deadline = time.monotonic() + 120
+    while not launching(setup):
+        assert time.monotonic() < deadline, hub.log()[-3000:]
+        time.sleep(0.05)
+    response = api.delete("/users/alice/server")
+    assert response.status_code in (202, 204), hub.log()[-6000:]
+    wait_stopped(hub, "alice")
+    nothing_left(setup)
+    assert not launching(setup)
+    assert "Traceback" not in hub.log(), hub.log()[-6000:]
+    ok, message = start(hub, "alice", VM)  # and the next spawn works
+    assert ok, message
+
+
+def test_the_user_stops_a_spawn_while_the_cloud_creates_the_vm(tmp_path: Path, hub_factory) -> None:
+    """RunInstances has taken effect but its answer is late (corc waits for it, to tear down what
+    it made). The user's DELETE answers at once all the same; the instance goes once the answer
+    comes, and the record with it."""
+    daemon, port = start_moto(tmp_path)
+    try:
+        options = ec2_options(port)
+        setup = make_setup(tmp_path / "ms")
+        config = yaml.safe_load(setup.corc_config.read_text())
+        config["corc"]["providers"]["libcloud"] = options
+        setup.corc_config.write_text(yaml.safe_dump(config))
+        data = json.loads(setup.template_file.read_text())
+        data[1]["providers"].append("libcloud")
+        setup.write_templates(data)
+        deployments = yaml.safe_load(setup.deployment_file.read_text())
+        deployments["virtual_machine"].append(
+            {"name": "ec2_image", "provider": "libcloud", "image": options["image"]}
+        )
+        setup.deployment_file.write_text(yaml.safe_dump(deployments))
+        moto = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{moto}/_control", json={"create_delay": 6}).status_code == 200
+        hub = hub_factory(
+            hub_config(setup, "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}")
+        )
+        login(hub, "alice")
+        api = hub.api()
+        ec2 = {
+            "provider": "libcloud",
+            "resource_type": "virtual_machine",
+            "deployment": "ec2_image",
+        }
+        assert api.post("/users/alice/server", json={"user_options": ec2}).status_code == 202
+        deadline = time.monotonic() + 60
+        while not live_instances(options):
+            assert time.monotonic() < deadline, hub.log()[-3000:]
+            time.sleep(0.2)
+        response = api.delete("/users/alice/server")
+        assert response.status_code in (202, 204), hub.log()[-6000:]
+        wait_stopped(hub, "alice")
+        assert live_instances(options) == [] and setup.live_records() == []
+        assert "Traceback" not in hub.log(), hub.log()[-6000:]
+    finally:
+        daemon.stop()
+
+
+def live_instances(options: dict) -> list:
+    from libcloud.compute.providers import get_driver
+
+    driver = get_driver(options["driver"])(
+        options["key"], options["secret"], **options["driver_kwargs"]
+    )
+    return [node for node in driver.list_nodes() if str(node.state).lower() != "terminated"]
