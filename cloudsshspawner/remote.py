@@ -173,11 +173,30 @@ async def main():
 asyncio.run(main())
 """
 
+# `ours PID DIR`: whether PID is a process of the server whose directory is DIR (absolute): its
+# agent (the command line names DIR/agent.py) or its notebook (its environment has
+# JUPYTER_RUNTIME_DIR=DIR/runtime). A pid read from a file, or kept in the hub's state, may belong
+# to another process by now (the old one ended, the host rebooted): that one is never signalled.
+# /proc/PID/environ is readable only by the process's own user (or root).
+OURS = r"""
+ours() {
+  [ "${1:-0}" -gt 0 ] 2>/dev/null || return 1
+  grep -qsF -- "$2/agent.py" "/proc/$1/cmdline" ||
+    grep -qsF -- "JUPYTER_RUNTIME_DIR=$2/runtime" "/proc/$1/environ"
+}
+# The server's directory as the launcher resolved it ($1 may be relative to $HOME).
+absolute() {
+  (cd "$1" 2>/dev/null && pwd) || case "$1" in /*) echo "$1" ;; *) echo "$HOME/$1" ;; esac
+}
+"""
+
 # $1: the server's directory (absolute, or relative to $HOME); the rest: the notebook command. The environment
 # (stdin) carries GRIDHUB_* settings for the agent; the launcher points the notebook's API URLs at
 # the agent and its own URL at the port the agent found, and prints the notebook's pid, then the
 # agent's.
-LAUNCHER = r"""
+LAUNCHER = (
+    OURS
+    + r"""
 umask 077
 cd || exit 4
 dir="$1"; shift
@@ -188,7 +207,7 @@ echo "$$" >"$dir/launcher.pid" || exit 3
 # its processes stop, and its files go, or they would point this launch at its agent and port.
 for f in agent.pid notebook.pid; do
   old=$(cat "$dir/$f" 2>/dev/null)
-  [ "${old:-0}" -gt 0 ] 2>/dev/null && kill -KILL "-$old" 2>/dev/null
+  ours "$old" "$dir" && kill -KILL "-$old" 2>/dev/null
 done
 rm -f "$dir/agent.pid" "$dir/notebook.pid" "$dir/agent_port" "$dir/notebook_port"
 set -a
@@ -223,6 +242,7 @@ rm -f "$dir/launcher.pid"
 echo "$!"
 echo "$agent"
 """
+)
 
 # $1: directory, $2: the reverse forward's port on this host (after a reconnect).
 SET_HUB_PORT = r"""
@@ -242,15 +262,25 @@ fi
 exit 0
 """
 
-ALIVE = r'kill -0 "$1" 2>/dev/null'
+# $1: pid, $2: directory. Exits 0 while the server's notebook runs.
+ALIVE = (
+    OURS
+    + r"""
+cd || exit 4
+ours "$1" "$(absolute "$2")"
+"""
+)
 
 # $1: pid (also the process group; 0: not known), $2: directory, $3: seconds to wait before
-# SIGKILL, $4: the agent's pid (0: none). Pid 0 is a launch whose pids never reached the hub (the
+# SIGKILL, $4: the agent's pid (0: none). Only processes of this server are signalled (`ours`).
+# Pid 0 is a launch whose pids never reached the hub (the
 # spawn was cancelled while the launcher ran): the launcher is let finish (it is bounded), then the
 # pids it recorded are stopped. The agent goes first, so it neither relays nor watches any more.
-STOP = r"""
+STOP = (
+    OURS
+    + r"""
 cd || exit 4
-pid="$1" agent="$4"
+pid="$1" agent="$4" dir=$(absolute "$2")
 if [ "$pid" = 0 ]; then
   launcher=$(cat "$2/launcher.pid" 2>/dev/null)
   i=0
@@ -260,8 +290,8 @@ if [ "$pid" = 0 ]; then
   done
   pid=$(cat "$2/notebook.pid" 2>/dev/null) agent=$(cat "$2/agent.pid" 2>/dev/null)
 fi
-[ "${agent:-0}" -gt 0 ] 2>/dev/null && kill -KILL "-$agent" 2>/dev/null
-if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then
+ours "$agent" "$dir" && kill -KILL "-$agent" 2>/dev/null
+if ours "$pid" "$dir"; then
   kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
   i=0
   while kill -0 "$pid" 2>/dev/null && [ "$i" -lt "$(( $3 * 10 ))" ]; do sleep 0.1; i=$((i+1)); done
@@ -270,6 +300,7 @@ fi
 rm -rf "$2"
 exit 0
 """
+)
 
 
 def shell(script: str, *args: str) -> str:

@@ -721,7 +721,7 @@ class CloudSSHSpawner(Spawner):
                         f"the SSH tunnel to {self.target.host} has been down for more than"
                         f" {self.reconnect_timeout:.0f} s"
                     )
-            await tunnel.run(remote.shell(remote.ALIVE, str(self.pid)), timeout=15)
+            await tunnel.run(remote.shell(remote.ALIVE, str(self.pid), self.remote_dir), timeout=15)
         except TunnelError as error:
             if "exited with" in str(error):  # the process is gone: clean up after it
                 self.log.warning("%s: the notebook process has ended", self._log_name)

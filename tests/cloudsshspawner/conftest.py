@@ -135,6 +135,17 @@ def spawner_state(hub: Hub, user: str, server: str = "") -> dict:
     return json.loads(row[0] or "{}")
 
 
+def set_spawner_state(hub: Hub, user: str, **changes) -> None:
+    """Change keys of ``user``'s default spawner state in the DB of a stopped hub."""
+    state = {**spawner_state(hub, user), **changes}
+    with sqlite3.connect(hub.dir / "jupyterhub.sqlite") as db:
+        db.execute(
+            "UPDATE spawners SET state = ? WHERE name = '' AND user_id ="
+            " (SELECT id FROM users WHERE name = ?)",
+            (json.dumps(state), user),
+        )
+
+
 def remote_http(remote: Remote, port: int, path: str, *headers: str) -> tuple[int, str]:
     """(status, response head) of a GET sent from *inside* the remote host to its 127.0.0.1:port."""
     argv = ["curl", "-s", "-i", "--max-time", "10", "--path-as-is"]

@@ -18,6 +18,7 @@ from tests.cloudsshspawner.conftest import (
     Remote,
     cloudssh_config,
     login,
+    set_spawner_state,
     spawner_state,
     status,
     wait_for,
@@ -274,8 +275,15 @@ def test_what_an_earlier_launch_left_in_the_servers_directory_is_stopped_and_ign
     does not take the stale ports for its own."""
     directory = remote.root / "alice-default"
     directory.mkdir(parents=True, mode=0o700)
-    old = [
-        subprocess.Popen(["sleep", "300"], start_new_session=True) for _ in ("agent", "notebook")
+    old = [  # an agent and a notebook of this directory, as the launcher starts them
+        subprocess.Popen(
+            ["sh", "-c", "sleep 300; :", f"{directory}/agent.py"], start_new_session=True
+        ),
+        subprocess.Popen(
+            ["sleep", "300"],
+            env={**os.environ, "JUPYTER_RUNTIME_DIR": f"{directory}/runtime"},
+            start_new_session=True,
+        ),
     ]
     try:
         (directory / "agent.pid").write_text(f"{old[0].pid}\n")
@@ -292,6 +300,39 @@ def test_what_an_earlier_launch_left_in_the_servers_directory_is_stopped_and_ign
         assert not address.endswith(":1"), address
     finally:
         for process in old:
+            process.kill()
+            process.wait()
+
+
+def test_pids_that_now_name_other_processes_are_never_signalled(remote, hub_factory):
+    """The host rebooted (or the old processes ended) and their pids went to other processes:
+    the pid files left in the server's directory, and the pid in the hub's state, now name
+    processes that are not this server's. The launch and the stop leave them alone (a root login
+    SIGKILLed whatever process group had the pid), and poll() does not take them for the
+    notebook."""
+    directory = remote.root / "alice-default"
+    directory.mkdir(parents=True, mode=0o700)
+    others = [subprocess.Popen(["sleep", "300"], start_new_session=True) for _ in range(3)]
+    try:
+        (directory / "agent.pid").write_text(f"{others[0].pid}\n")
+        (directory / "notebook.pid").write_text(f"{others[1].pid}\n")
+        hub = hub_factory(cloudssh_config(remote))
+        login(hub, "alice")
+        ok, message = spawn(hub, "alice")
+        assert ok, message
+        assert status(hub, "alice").status_code == 200
+        # The hub's state now names another process as the notebook (its pid was reused).
+        real = notebook_pid(remote)
+        os.kill(real, signal.SIGKILL)
+        hub.stop()
+        set_spawner_state(hub, "alice", pid=others[2].pid)
+        hub.start()
+        # poll() at the hub's start finds no notebook of this server behind that pid, and cleans up.
+        wait_for(lambda: hub.api().get("/users/alice").json()["servers"] == {}, 60, "stopped")
+        wait_for(lambda: nothing_left(remote), 60, "the agent and the files gone")
+        assert [process.poll() for process in others] == [None] * 3
+    finally:
+        for process in others:
             process.kill()
             process.wait()
 
