@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from tests.corc_core.conftest import live_nodes
 from tests.harness.clouds import ec2_options, start_moto
 from tests.multiplespawner.conftest import (
     LOCAL,
@@ -195,17 +196,8 @@ def test_the_user_stops_a_spawn_while_the_cloud_creates_the_vm(tmp_path: Path, h
             "resource_type": "virtual_machine",
             "deployment": "ec2_image",
         }
-        stop_pending_spawn(hub, ec2, when=lambda: live_instances(options))
-        assert live_instances(options) == [] and setup.live_records() == []
+        stop_pending_spawn(hub, ec2, when=lambda: live_nodes(options))
+        assert live_nodes(options) == [] and setup.live_records() == []
         assert "Traceback" not in hub.log(), hub.log()[-6000:]
     finally:
         daemon.stop()
-
-
-def live_instances(options: dict) -> list:
-    from libcloud.compute.providers import get_driver
-
-    driver = get_driver(options["driver"])(
-        options["key"], options["secret"], **options["driver_kwargs"]
-    )
-    return [node for node in driver.list_nodes() if str(node.state).lower() != "terminated"]
